@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""The kit's two set-up commands, with nothing but Python >= 3.10 and pip needed.
+
+    python3 kit.py lab    create .venv if missing, install the pinned kit, start JupyterLab on notebooks/
+    python3 kit.py test   the same set-up, then the unit tests and every notebook under nbval
+
+Set-up is idempotent: the installed state is recorded in a stamp file inside the virtual
+environment holding a hash of pyproject.toml and constraints.txt, so a second run on a set-up
+machine installs nothing. Extra arguments after ``test`` go to pytest (e.g. ``-k kfac``).
+
+A maintenance command, not part of set-up:
+
+    python3 kit.py execute-notebooks   re-run every notebook in place (commit the outputs)
+
+Standard library only: this file runs before anything is installed.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent
+VENV = REPO / ".venv"
+CONSTRAINTS = REPO / "constraints.txt"
+STAMP = VENV / "rlkit-install.stamp"
+MIN_PYTHON = (3, 10)
+
+# pytest's exit code when it collected no test: a run that tested nothing has not passed.
+PYTEST_NO_TESTS_COLLECTED = 5
+
+
+def venv_executable(name: str) -> Path:
+    """Path of an executable inside .venv (bin/ on POSIX, Scripts/ on Windows)."""
+    folder = "Scripts" if os.name == "nt" else "bin"
+    suffix = ".exe" if os.name == "nt" else ""
+    return VENV / folder / f"{name}{suffix}"
+
+
+def requirements_hash() -> str:
+    """Hash of everything that decides what gets installed."""
+    digest = hashlib.sha256()
+    for path in (REPO / "pyproject.toml", CONSTRAINTS):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def run(command: list[str | Path]) -> int:
+    print("+", " ".join(str(part) for part in command), flush=True)
+    return subprocess.call([str(part) for part in command], cwd=REPO)
+
+
+def ensure_environment() -> Path:
+    """Create .venv and install the pinned dependencies plus the kit (editable), once."""
+    if sys.version_info < MIN_PYTHON:
+        sys.exit(f"rlkit needs Python >= {MIN_PYTHON[0]}.{MIN_PYTHON[1]}; this is {sys.version.split()[0]}")
+    python = venv_executable("python")
+    if not python.exists():
+        print(f"Creating the virtual environment {VENV.relative_to(REPO)}/", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    wanted = requirements_hash()
+    if STAMP.exists() and STAMP.read_text().strip() == wanted:
+        return python
+    # -c pins every package, direct or not, to the versions the committed notebook outputs
+    # were made with; torch==2.13.0 there also keeps pip away from the multi-GB CUDA wheels
+    # on a CPU machine that has the CPU build at hand.
+    code = run([python, "-m", "pip", "install", "--disable-pip-version-check",
+                "-c", CONSTRAINTS, "-e", ".[test]"])
+    if code != 0:
+        sys.exit(f"Installing the kit failed (pip exit code {code}); nothing was recorded, run again after fixing.")
+    STAMP.write_text(wanted + "\n")
+    return python
+
+
+def lab_command(python: Path, port: int | None = None, extra: list[str] | None = None) -> list[str]:
+    """The command that starts JupyterLab on notebooks/ (tests start the server the same way)."""
+    command = [str(python), "-m", "jupyterlab", f"--ServerApp.root_dir={REPO / 'notebooks'}"]
+    if port is not None:
+        command.append(f"--ServerApp.port={port}")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        # Jupyter refuses root unless told; root is the norm in containers and CI machines.
+        command.append("--allow-root")
+    return command + list(extra or [])
+
+
+def pytest_command(python: Path, extra: list[str]) -> list[str]:
+    """Unit tests plus every notebook under nbval (options live in pyproject's pytest section)."""
+    return [str(python), "-m", "pytest", "tests", "notebooks", *extra]
+
+
+def main(argv: list[str]) -> int:
+    commands = ("lab", "test", "execute-notebooks")
+    if not argv or argv[0] not in commands:
+        print(__doc__)
+        return 2
+    python = ensure_environment()
+    if argv[0] == "lab":
+        return run(lab_command(python, extra=argv[1:]))
+    if argv[0] == "execute-notebooks":
+        notebooks = sorted((REPO / "notebooks").glob("*.ipynb"))
+        return run([python, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
+                    "--inplace", "--ExecutePreprocessor.timeout=600", *argv[1:], *notebooks])
+    code = run(pytest_command(python, argv[1:]))
+    if code == PYTEST_NO_TESTS_COLLECTED:
+        print("pytest collected no tests: that is a failure, not a pass.", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
