@@ -10,7 +10,8 @@ import importlib
 import importlib.metadata
 from dataclasses import dataclass
 
-import gymnasium as gym
+# The env-id provider logic lives with the env factories; re-exported here for notebook 00.
+from rlkit.envs import ENV_FAMILY_PROVIDERS, make_env, provider_of  # noqa: F401
 
 # (import name, distribution name on PyPI, why the kit needs it)
 DEPENDENCIES = (
@@ -20,6 +21,7 @@ DEPENDENCIES = (
     ("mujoco", "mujoco", "MuJoCo physics (gymnasium[mujoco])"),
     ("imageio", "imageio", "MuJoCo v5 environments and videos (gymnasium[mujoco])"),
     ("ale_py", "ale-py", "Atari environments, ROMs included"),
+    ("cv2", "opencv-python-headless", "Atari frame resizing (gymnasium's AtariPreprocessing)"),
     ("matplotlib", "matplotlib", "plots"),
     ("ipywidgets", "ipywidgets", "sliders in the notebooks"),
     ("jupyterlab", "jupyterlab", "the notebook interface"),
@@ -27,12 +29,6 @@ DEPENDENCIES = (
 )
 
 INSTALL_HINT = "run `python3 kit.py lab` from the repository (it installs the pinned versions), or `pip install {distribution}`"
-
-# Which package provides which family of environment ids.
-ENV_FAMILY_PROVIDERS = (
-    ("ALE/", "ale-py (pip install ale-py)"),
-    ("v5", "MuJoCo: gymnasium[mujoco] (pip install 'gymnasium[mujoco]')"),
-)
 
 
 @dataclass(frozen=True)
@@ -65,26 +61,6 @@ def check_dependencies() -> list[DependencyStatus]:
         except Exception as error:  # an import can fail in many ways; report them all the same
             statuses.append(DependencyStatus(module, distribution, purpose, None, f"{type(error).__name__}: {error}"))
     return statuses
-
-
-def provider_of(env_id: str) -> str:
-    """The package that provides ``env_id``'s family, for error messages."""
-    for marker, provider in ENV_FAMILY_PROVIDERS:
-        if env_id.startswith(marker) or (marker == "v5" and env_id.endswith("-v5")):
-            return provider
-    return "gymnasium (pip install gymnasium)"
-
-
-def make_env(env_id: str, **kwargs) -> gym.Env:
-    """``gymnasium.make`` with Atari registered and an error that says what to install."""
-    if env_id.startswith("ALE/"):
-        import ale_py  # registers the ALE/ ids with gymnasium
-
-        gym.register_envs(ale_py)
-    try:
-        return gym.make(env_id, **kwargs)
-    except (gym.error.Error, ImportError, ModuleNotFoundError) as error:
-        raise RuntimeError(f"cannot make env_id={env_id!r}: {error}. It is provided by {provider_of(env_id)}.") from error
 
 
 def describe_env(env_id: str, seed: int = 0) -> dict[str, str]:

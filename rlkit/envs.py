@@ -1,0 +1,333 @@
+"""Vectorized gymnasium environments for the agents: one factory for every family.
+
+``make_vec_env(env_id, num_envs)`` returns a gymnasium ``SyncVectorEnv`` wrapped for its family:
+
+==================  =====================================================================
+family              what the factory adds (gymnasium's own wrappers unless said otherwise)
+==================  =====================================================================
+every family        ``RecordEpisodeStatistics`` on each sub-env; ``ClipAction`` for boxes
+``classic_control`` CartPole-v1, Acrobot-v1, Pendulum-v1: nothing more
+``mujoco``          the v5 tasks in ``MUJOCO_IDS``: running observation normalization
+                    (``gymnasium.wrappers.vector.NormalizeObservation``)
+``atari``           ``ALE/*-v5``: ``frameskip=1`` in the emulator, then ``AtariPreprocessing``
+                    (84×84 grayscale, frame skip 4 with max-pooling, up to 30 no-ops at reset;
+                    it needs OpenCV, ``opencv-python-headless``), then, for training only, life
+                    loss as terminal (``LifeLossTerminal``, written here: see its docstring) and
+                    sign-clipped rewards, then ``FrameStackObservation(4)``: (N, 4, 84, 84) uint8
+``other``           any other registered id (the tests' synthetic envs): nothing more
+==================  =====================================================================
+
+Continuous actions go through ``gymnasium.wrappers.vector.ClipAction``: the policy's sample
+(stored for its log-probability) may leave the box, the env receives it clipped.
+
+Autoreset mode: NEXT_STEP, set explicitly
+-----------------------------------------
+After sub-env i ends an episode at step t (terminated or truncated), the observation returned
+by step t is that episode's *final* observation, and the *next* call to ``step`` ignores the
+action for env i, resets it and returns the first observation of the new episode with reward 0
+and both flags False. ``rlkit.rollout`` marks that reset step invalid (it is not a transition of
+any episode) and excludes it from every loss. We chose NEXT_STEP because it is the one mode in
+which the final observation is an ordinary observation: it flows through every vector wrapper,
+normalization included, exactly like all the others, and its value comes out of the ordinary
+batched forward pass, so a truncation bootstraps from V(final obs) with no special case.
+SAME_STEP hands the final observation over in ``info["final_obs"]``, which bypasses the vector
+``NormalizeObservation`` (the bootstrap would see an unnormalized input); DISABLED needs partial
+resets, which ``NormalizeObservation`` refuses. The price: one ignored step per episode end.
+
+Episode returns: what gets logged
+---------------------------------
+``gymnasium.wrappers.RecordEpisodeStatistics`` wraps every sub-env *below* any reward clipping
+and life-loss signal, so ``info["episode"]`` holds the raw return and length of the real episode
+(for Atari, the whole game, all lives, unclipped; lengths in agent steps = frames / 4).
+``rlkit.rollout.RolloutCollector`` reads them from there.
+
+Seeding: ``reset_with_seed(envs, seed)`` resets sub-env i with seed ``seed + i`` (gymnasium's
+rule for an integer seed) and seeds the action spaces; the same seed gives the same observations.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode
+from gymnasium.wrappers.vector import ClipAction, NormalizeObservation
+
+# The autoreset mode of every vector env this module makes (see the module docstring).
+AUTORESET_MODE = AutoresetMode.NEXT_STEP
+
+CLASSIC_CONTROL_IDS = ("CartPole-v1", "Acrobot-v1", "Pendulum-v1")
+MUJOCO_IDS = (
+    "InvertedPendulum-v5",
+    "InvertedDoublePendulum-v5",
+    "Reacher-v5",
+    "HalfCheetah-v5",
+    "Hopper-v5",
+    "Walker2d-v5",
+    "Swimmer-v5",
+    "Ant-v5",
+)
+ATARI_FRAME_STACK = 4
+ATARI_FRAME_SKIP = 4
+ATARI_SCREEN_SIZE = 84
+ATARI_NOOP_MAX = 30
+
+# Which package provides which family of environment ids (for error messages).
+ENV_FAMILY_PROVIDERS = (
+    ("ALE/", "ale-py (pip install ale-py)"),
+    ("v5", "MuJoCo: gymnasium[mujoco] (pip install 'gymnasium[mujoco]')"),
+)
+OPENCV_HINT = "pip install opencv-python-headless (or gymnasium[other])"
+
+
+class UnknownEnvError(RuntimeError):
+    """An env id that is not registered, or whose provider is not installed."""
+
+
+def provider_of(env_id: str) -> str:
+    """The package that provides ``env_id``'s family, for error messages."""
+    for marker, provider in ENV_FAMILY_PROVIDERS:
+        if env_id.startswith(marker) or (marker == "v5" and env_id.endswith("-v5")):
+            return provider
+    return "gymnasium (pip install gymnasium)"
+
+
+def _unknown(env_id: str, error: Exception) -> UnknownEnvError:
+    return UnknownEnvError(f"cannot make env_id={env_id!r}: {error}. It is provided by {provider_of(env_id)}.")
+
+
+def registered_spec(env_id: str) -> gym.envs.registration.EnvSpec:
+    """gymnasium's registry entry for ``env_id`` (registering Atari first), or an error naming its provider."""
+    try:
+        if env_id.startswith("ALE/"):
+            import ale_py  # registers the ALE/ ids with gymnasium
+
+            gym.register_envs(ale_py)
+        return gym.spec(env_id)
+    except (gym.error.Error, ImportError) as error:
+        raise _unknown(env_id, error) from error
+
+
+def make_env(env_id: str, **kwargs) -> gym.Env:
+    """A single ``gymnasium.make`` env (no rlkit wrappers), with an error that says what to install."""
+    registered_spec(env_id)
+    try:
+        return gym.make(env_id, **kwargs)
+    except (gym.error.Error, ImportError) as error:
+        raise _unknown(env_id, error) from error
+
+
+def family_of(spec: gym.envs.registration.EnvSpec) -> str:
+    """``"atari"``, ``"mujoco"``, ``"classic_control"`` or ``"other"``, from the registry entry."""
+    entry_point = spec.entry_point if isinstance(spec.entry_point, str) else ""
+    if spec.id.startswith("ALE/") or entry_point.startswith("ale_py"):
+        return "atari"
+    if entry_point.startswith("gymnasium.envs.mujoco"):
+        return "mujoco"
+    if entry_point.startswith("gymnasium.envs.classic_control"):
+        return "classic_control"
+    return "other"
+
+
+# ----------------------------------------------------------------------------- Atari
+
+
+class LifeLossTerminal(gym.Wrapper):
+    """Training only: losing a life ends the *training* episode, while the game goes on.
+
+    gymnasium's ``AtariPreprocessing(terminal_on_life_loss=True)`` is not used because the vector
+    env's autoreset answers its life-loss ``terminated`` with ``reset()``, which restarts the whole
+    game: the agent would never play past its first life. Here, the ``reset()`` that follows a life
+    loss returns the last observation and leaves the emulator alone, so the game an agent plays is
+    the same as without this wrapper; any other reset (first, after game over, seeded) is real.
+    """
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.lives = 0
+        self.life_lost = False  # True right after a step that lost a life without ending the game
+        self.last_obs = None
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        lives = self.env.unwrapped.ale.lives()
+        self.life_lost = 0 < lives < self.lives and not (terminated or truncated)
+        self.lives, self.last_obs = lives, obs
+        return obs, reward, terminated or self.life_lost, truncated, info
+
+    def reset(self, *, seed=None, options=None):
+        if self.life_lost and seed is None and options is None:
+            self.life_lost = False
+            return self.last_obs, {}
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.lives, self.life_lost, self.last_obs = self.env.unwrapped.ale.lives(), False, obs
+        return obs, info
+
+
+def _require_opencv() -> None:
+    try:
+        import cv2  # noqa: F401  (AtariPreprocessing resizes frames with OpenCV)
+    except ImportError as error:
+        raise UnknownEnvError(f"Atari preprocessing (gymnasium AtariPreprocessing) needs OpenCV: {OPENCV_HINT}") from error
+
+
+def atari_wrappers(env: gym.Env, training: bool) -> gym.Env:
+    """The per-game stack, innermost first; statistics sit below clipping and life loss (raw game returns)."""
+    env = gym.wrappers.AtariPreprocessing(
+        env,
+        noop_max=ATARI_NOOP_MAX,
+        frame_skip=ATARI_FRAME_SKIP,
+        screen_size=ATARI_SCREEN_SIZE,
+        terminal_on_life_loss=False,  # see LifeLossTerminal
+        grayscale_obs=True,
+    )
+    env = gym.wrappers.RecordEpisodeStatistics(env)
+    if training:
+        env = LifeLossTerminal(env)
+        env = gym.wrappers.TransformReward(env, np.sign)
+    return gym.wrappers.FrameStackObservation(env, ATARI_FRAME_STACK)
+
+
+# ----------------------------------------------------------------------------- factory
+
+
+def make_vec_env(
+    env_id: str,
+    num_envs: int = 1,
+    *,
+    training: bool = True,
+    normalize_obs: bool | None = None,
+    **env_kwargs,
+) -> gym.vector.VectorEnv:
+    """A ``SyncVectorEnv`` of ``num_envs`` copies of ``env_id`` in NEXT_STEP autoreset mode.
+
+    ``training=False`` makes an evaluation env: Atari keeps whole games and raw rewards, and
+    observation normalization is frozen (restore its statistics with ``load_obs_norm_state``).
+    ``normalize_obs`` defaults to True for MuJoCo, False otherwise. ``env_kwargs`` go to
+    ``gymnasium.make`` (for Atari, e.g. ``repeat_action_probability``; v5's default is 0.25).
+    """
+    spec = registered_spec(env_id)
+    family = family_of(spec)
+    if family == "atari":
+        _require_opencv()
+        env_kwargs = {"frameskip": 1, **env_kwargs}  # AtariPreprocessing does the frame skipping
+        wrappers = [lambda env: atari_wrappers(env, training)]
+    else:
+        wrappers = [gym.wrappers.RecordEpisodeStatistics]
+    try:
+        envs = gym.make_vec(
+            env_id,
+            num_envs,
+            vectorization_mode="sync",  # also for ids with a vector_entry_point (CartPole, ALE)
+            vector_kwargs={"autoreset_mode": AUTORESET_MODE},
+            wrappers=wrappers,
+            **env_kwargs,
+        )
+    except (gym.error.Error, ImportError) as error:
+        raise _unknown(env_id, error) from error
+    if isinstance(envs.single_action_space, gym.spaces.Box):
+        envs = ClipAction(envs)
+    if normalize_obs is None:
+        normalize_obs = family == "mujoco"
+    if normalize_obs:
+        envs = NormalizeObservation(envs)
+        envs.update_running_mean = training
+    return envs
+
+
+def reset_with_seed(envs: gym.vector.VectorEnv, seed: int | None) -> tuple[np.ndarray, dict]:
+    """Reset sub-env i with seed ``seed + i`` and seed the action spaces the same way."""
+    if seed is not None:
+        envs.action_space.seed(seed)  # the batched space, for envs.action_space.sample()
+        for i, space in enumerate(envs.unwrapped.get_attr("action_space")):
+            space.seed(seed + i)
+    return envs.reset(seed=seed)
+
+
+# ----------------------------------------------------------------------------- observation normalization
+
+
+def obs_normalizer(envs: gym.vector.VectorEnv) -> NormalizeObservation | None:
+    """The ``NormalizeObservation`` wrapper in ``envs``' wrapper chain, or None."""
+    while isinstance(envs, gym.vector.VectorWrapper):
+        if isinstance(envs, NormalizeObservation):
+            return envs
+        envs = envs.env
+    return None
+
+
+def obs_norm_state(envs: gym.vector.VectorEnv) -> dict | None:
+    """A copy of the running statistics ``{"mean", "var", "count"}`` for a checkpoint (None if not normalized)."""
+    normalizer = obs_normalizer(envs)
+    if normalizer is None:
+        return None
+    rms = normalizer.obs_rms
+    return {"mean": np.array(rms.mean, copy=True), "var": np.array(rms.var, copy=True), "count": float(rms.count)}
+
+
+def load_obs_norm_state(envs: gym.vector.VectorEnv, state: dict | None) -> None:
+    """Restore statistics saved by ``obs_norm_state``; refuse a state that does not fit ``envs``."""
+    normalizer = obs_normalizer(envs)
+    if (normalizer is None) != (state is None):
+        raise ValueError(f"observation-normalization state {'given' if state is not None else 'missing'} "
+                         f"but the env {'does not normalize' if normalizer is None else 'normalizes'} observations")
+    if state is None:
+        return
+    rms = normalizer.obs_rms
+    for key in ("mean", "var"):
+        if np.shape(state[key]) != rms.mean.shape:
+            raise ValueError(f"observation-normalization {key} has shape {np.shape(state[key])}, the env's is {rms.mean.shape}")
+    rms.mean, rms.var = np.array(state["mean"], copy=True), np.array(state["var"], copy=True)
+    rms.count = float(state["count"])
+
+
+def freeze_obs_norm(envs: gym.vector.VectorEnv, frozen: bool = True) -> None:
+    """Stop (or resume) updating the normalization statistics, e.g. while evaluating."""
+    normalizer = obs_normalizer(envs)
+    if normalizer is not None:
+        normalizer.update_running_mean = not frozen
+
+
+# ----------------------------------------------------------------------------- what an agent needs to know
+
+
+@dataclass(frozen=True)
+class EnvSummary:
+    """What an agent needs to build its networks, read from a vector env made here.
+
+    ``action_kind`` is ``"discrete"`` (``action_size`` actions), ``"continuous"`` (a box of
+    ``action_size`` dimensions between ``action_low`` and ``action_high``), or the space's class
+    name for anything else. (Not gymnasium's ``EnvSpec``, which is a registry entry.)
+    """
+
+    env_id: str
+    family: str
+    action_kind: str
+    action_size: int
+    action_space: str
+    obs_shape: tuple[int, ...]
+    obs_dtype: str
+    action_low: tuple[float, ...] | None = None
+    action_high: tuple[float, ...] | None = None
+
+    @classmethod
+    def of(cls, envs: gym.vector.VectorEnv) -> "EnvSummary":
+        spec = envs.unwrapped.spec
+        action_space = envs.unwrapped.single_action_space  # the true bounds, before ClipAction
+        observation_space = envs.single_observation_space  # after normalization and frame stacking
+        common = dict(env_id=spec.id, family=family_of(spec), action_space=str(action_space),
+                      obs_shape=tuple(observation_space.shape), obs_dtype=str(observation_space.dtype))
+        if isinstance(action_space, gym.spaces.Discrete):
+            return cls(action_kind="discrete", action_size=int(action_space.n), **common)
+        if isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1:
+            return cls(action_kind="continuous", action_size=int(action_space.shape[0]),
+                       action_low=tuple(map(float, action_space.low)), action_high=tuple(map(float, action_space.high)), **common)
+        return cls(action_kind=type(action_space).__name__, action_size=0, **common)
+
+    def require_action_kind(self, algorithm: str, supported: Iterable[str]) -> None:
+        """Raise ``ValueError`` unless this env's action space is one ``algorithm`` supports."""
+        supported = tuple(supported)
+        if self.action_kind not in supported:
+            raise ValueError(f"{algorithm} does not support the {self.action_kind} action space {self.action_space} "
+                             f"of {self.env_id}; it supports {' and '.join(supported)} action spaces")
