@@ -1,0 +1,287 @@
+"""How much does a K-FAC (ACKTR) update cost over a first-order (A2C) update?
+
+Times, on the same batch and in one run with interleaved repetitions (median times):
+
+* first-order update: forward, backward, optimizer step;
+* K-FAC update: the same forward, plus the Fisher pass statistics
+  (``KFAC.update_stats`` on the sampled-output loss: output gradients only, reusing the
+  forward), the same backward, preconditioning, the inverse amortized over its period
+  (``inverse_every``, Tf = 10 by default: its time / Tf), the trust-region scaling and
+  the same optimizer step (SGD with momentum in both, so the ratio measures K-FAC alone).
+
+The two updates run on two copies of the model with the same initial weights, so the
+first-order one carries no K-FAC hooks. ``--stats-every Ts`` amortizes the Fisher pass
+over Ts updates (ACKTR takes statistics at every update: Ts = 1, the default).
+
+Models: the MuJoCo-size actor and critic (separate 64-64 tanh MLPs, obs 17 → 6 actions,
+Gaussian policy with a state-independent log-std, batch 2500, two K-FAC objects) and the
+Atari-size Nature CNN with a shared trunk (4×84×84, 6 actions, one K-FAC object, joint
+Fisher), batch 80 and 640. Targets printed beside the ratios: <= 1.15 (MLP) and <= 1.30
+(CNN); the ACKTR paper measured 1.12-1.20x (MuJoCo) and 1.36-1.42x (Atari) in
+timesteps per second of whole training (environment steps included, GPU), which is a
+different (smaller) ratio than an update-only one.
+
+    python benchmarks/kfac_overhead.py                 # CPU, default repeats
+    python benchmarks/kfac_overhead.py --device cuda
+    python benchmarks/kfac_overhead.py --quick         # tiny smoke run (seconds)
+    python benchmarks/kfac_overhead.py --stats-every 5 --repeats 10
+
+This is a benchmark, not a test: it prints and asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+
+from rlkit.critic import categorical_fisher_loss, gaussian_fisher_loss, joint_fisher_loss, value_fisher_loss
+from rlkit.kfac import KFAC
+from rlkit.nets import NatureCNN, mlp
+
+DELTA, ETA_MAX = 0.01, 0.25  # trust region (paper convention: eta = min(eta_max, sqrt(2 delta / q)))
+
+
+def eta(quad: float) -> float:
+    return min(ETA_MAX, math.sqrt(2 * DELTA / quad)) if quad > 0 else ETA_MAX
+
+
+class Clock:
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.t = 0.0
+
+    def start(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+        self.t = time.perf_counter()
+
+    def lap(self) -> float:
+        if self.cuda:
+            torch.cuda.synchronize()
+        now = time.perf_counter()
+        dt, self.t = now - self.t, now
+        return dt
+
+
+# --------------------------------------------------------------------------- workloads
+
+
+class Side:
+    """One model with its optimizer (and, on the K-FAC side, its K-FAC objects)."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.params = list(model.parameters())
+        self.opt = torch.optim.SGD(self.params, lr=1e-3, momentum=0.9)
+        self.kfacs: list[KFAC] = []
+
+
+class MujocoWorkload:
+    """Separate actor and critic (ACKTR on MuJoCo): two K-FAC objects, two trust regions."""
+
+    name = "MLP 64-64 tanh (MuJoCo)"
+    target = 1.15
+
+    def __init__(self, batch: int, device: torch.device, inverse_every: int):
+        g = torch.Generator(device="cpu").manual_seed(0)
+        self.obs = torch.randn(batch, 17, generator=g).to(device)
+        self.actions = torch.randn(batch, 6, generator=g).to(device)
+        self.adv = torch.randn(batch, generator=g).to(device)
+        self.ret = torch.randn(batch, generator=g).to(device)
+        # two identical models: the first-order side carries no K-FAC hooks at all
+        self.fo, self.kf = (Side(self.build().to(device)) for _ in range(2))
+        self.kf.model.load_state_dict(self.fo.model.state_dict())
+        actor, critic = self.kf.model.actor, self.kf.model.critic
+        # the log-std belongs to no layer: its exact Fisher block is 2·I
+        self.kf.kfacs = [KFAC(actor, inverse_every=inverse_every, exact_diagonal_blocks={actor.log_std: 2.0}),
+                         KFAC(critic, inverse_every=inverse_every)]
+
+    @staticmethod
+    def build() -> nn.Module:
+        actor = nn.Module()
+        actor.mean = mlp([17, 64, 64, 6])
+        actor.log_std = nn.Parameter(torch.zeros(6))
+        return nn.ModuleDict({"actor": actor, "critic": mlp([17, 64, 64, 1])})
+
+    def forward(self, side: Side):
+        m = side.model
+        return m.actor.mean(self.obs), m.actor.log_std, m.critic(self.obs).squeeze(-1)
+
+    def loss(self, out):
+        mean, log_std, v = out
+        logp = (-((self.actions - mean) / log_std.exp()) ** 2 / 2 - log_std).sum(-1)
+        return -(logp * self.adv).mean() + 0.5 * (v - self.ret).pow(2).mean()
+
+    def fisher(self, side: Side, out):
+        mean, log_std, v = out
+        k_actor, k_critic = side.kfacs
+        k_actor.update_stats(gaussian_fisher_loss(mean, log_std))
+        k_critic.update_stats(value_fisher_loss(v))
+
+    def precondition(self, side: Side):
+        k_actor, k_critic = side.kfacs
+        qa = k_actor.precondition(update_inverses=False)
+        qc = k_critic.precondition(update_inverses=False)
+        # two trust regions: scale the actor's and the critic's directions separately
+        with torch.no_grad():
+            for p in side.model.actor.parameters():
+                p.grad.mul_(eta(qa))
+            for p in side.model.critic.parameters():
+                p.grad.mul_(eta(qc))
+
+
+class AtariWorkload:
+    """Nature CNN, shared trunk (ACKTR on Atari): one K-FAC object, joint Fisher."""
+
+    target = 1.30
+
+    def __init__(self, batch: int, device: torch.device, inverse_every: int):
+        self.name = f"Nature CNN (Atari) b={batch}"
+        g = torch.Generator(device="cpu").manual_seed(0)
+        self.obs = torch.randint(0, 256, (batch, 4, 84, 84), generator=g, dtype=torch.uint8).to(device)
+        self.actions = torch.randint(0, 6, (batch,), generator=g).to(device)
+        self.adv = torch.randn(batch, generator=g).to(device)
+        self.ret = torch.randn(batch, generator=g).to(device)
+        self.fo, self.kf = (Side(self.build().to(device)) for _ in range(2))
+        self.kf.model.load_state_dict(self.fo.model.state_dict())
+        self.kf.kfacs = [KFAC(self.kf.model, inverse_every=inverse_every)]
+
+    @staticmethod
+    def build() -> nn.Module:
+        return nn.ModuleDict({"trunk": NatureCNN(), "pi": nn.Linear(512, 6), "v": nn.Linear(512, 1)})
+
+    def forward(self, side: Side):
+        m = side.model
+        h = m.trunk(self.obs)
+        return m.pi(h), m.v(h).squeeze(-1)
+
+    def loss(self, out):
+        logits, v = out
+        logp_all = torch.log_softmax(logits, -1)
+        logp = logp_all.gather(1, self.actions[:, None]).squeeze(1)
+        entropy = -(logp_all.exp() * logp_all).sum(-1).mean()
+        return -(logp * self.adv).mean() + 0.5 * (v - self.ret).pow(2).mean() - 0.01 * entropy
+
+    def fisher(self, side: Side, out):
+        logits, v = out
+        side.kfacs[0].update_stats(joint_fisher_loss(categorical_fisher_loss(logits), value_fisher_loss(v)))
+
+    def precondition(self, side: Side):
+        q = side.kfacs[0].precondition(update_inverses=False)
+        with torch.no_grad():
+            for p in side.params:
+                p.grad.mul_(eta(q))
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def first_order_update(w, clock: Clock) -> dict[str, float]:
+    side = w.fo
+    clock.start()
+    out = w.forward(side)
+    t_fwd = clock.lap()
+    side.opt.zero_grad(set_to_none=False)
+    w.loss(out).backward()
+    t_bwd = clock.lap()
+    side.opt.step()
+    t_step = clock.lap()
+    return {"forward": t_fwd, "backward": t_bwd, "step": t_step}
+
+
+def kfac_update(w, clock: Clock) -> dict[str, float]:
+    side = w.kf
+    clock.start()
+    out = w.forward(side)
+    t_fwd = clock.lap()
+    w.fisher(side, out)
+    t_stats = clock.lap()
+    side.opt.zero_grad(set_to_none=False)
+    w.loss(out).backward()
+    t_bwd = clock.lap()
+    for k in side.kfacs:  # timed on its own, amortized over inverse_every in measure()
+        k.update_inverses()
+    t_inv = clock.lap()
+    w.precondition(side)
+    t_pre = clock.lap()
+    side.opt.step()
+    t_step = clock.lap()
+    return {"forward": t_fwd, "stats": t_stats, "backward": t_bwd, "inverse": t_inv, "precondition": t_pre,
+            "step": t_step}
+
+
+def measure(w, repeats: int, warmup: int, clock: Clock, ts: int, tf: int) -> tuple[dict, dict]:
+    """Interleaved repetitions (alternating which update goes first); medians.
+
+    Every K-FAC repetition runs every piece; the Fisher pass counts 1/Ts and the
+    inverse 1/Tf of its time in the per-update total (amortized over their periods).
+    """
+    fo, kf = [], []
+    for r in range(warmup + repeats):
+        order = (first_order_update, kfac_update) if r % 2 == 0 else (kfac_update, first_order_update)
+        for fn in order:
+            t = fn(w, clock)
+            if r >= warmup:
+                (fo if fn is first_order_update else kf).append(t)
+    for row in kf:
+        row["stats"] /= ts
+        row["inverse"] /= tf
+    med = lambda rows: {k: statistics.median(row[k] for row in rows) for k in rows[0]}  # noqa: E731
+    total = lambda rows: statistics.median(sum(row.values()) for row in rows)  # noqa: E731
+    return {"pieces": med(fo), "total": total(fo)}, {"pieces": med(kf), "total": total(kf)}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--repeats", type=int, default=None, help="timed repetitions per workload (default: 50 MLP, "
+                    "30 CNN b=80, 12 CNN b=640)")
+    ap.add_argument("--inverse-every", type=int, default=10, help="Tf: the inverse is amortized over it")
+    ap.add_argument("--stats-every", type=int, default=1, help="Ts: the Fisher pass is amortized over it "
+                    "(ACKTR: 1)")
+    ap.add_argument("--quick", action="store_true", help="tiny smoke run: small batches, 2 repeats")
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    clock = Clock(device)
+    tf, ts = args.inverse_every, args.stats_every
+    if args.quick:
+        plan = [(MujocoWorkload, 64, 2), (AtariWorkload, 4, 2)]
+        warmup = 1
+    else:
+        r = args.repeats
+        plan = [(MujocoWorkload, 2500, r or 50), (AtariWorkload, 80, r or 30), (AtariWorkload, 640, r or 12)]
+        warmup = 2
+    print(f"device={device}  threads={torch.get_num_threads()}  torch={torch.__version__}  "
+          f"inverse_every={tf}  stats_every={ts}  damping_mode=factored (cholesky)")
+    print(f"{'workload':32s} {'first-order':>12s} {'K-FAC':>10s} {'ratio':>7s} {'target':>7s}")
+    details = []
+    for cls, batch, repeats in plan:
+        torch.manual_seed(0)
+        w = cls(batch, device, tf)
+        fo, kf = measure(w, repeats, warmup, clock, ts, tf)
+        kf_total = kf["total"]
+        ratio = kf_total / fo["total"]
+        print(f"{w.name:32s} {fo['total'] * 1e3:10.1f}ms {kf_total * 1e3:8.1f}ms {ratio:6.2f}x {w.target:6.2f}x")
+        details.append((w.name, fo, kf))
+    print("\nwhere the time goes (median ms per update; stats = Fisher pass, its time / Ts; inverse = its time / Tf):")
+    hdr = ["forward", "backward", "step", "stats", "precondition", "inverse/Tf"]
+    print(f"{'workload':32s} {'':12s}" + "".join(f"{h:>13s}" for h in hdr))
+    for name, fo, kf in details:
+        p = fo["pieces"]
+        print(f"{name:32s} {'first-order':12s}" + "".join(f"{p.get(h, 0) * 1e3:13.2f}" if h in p else f"{'':13s}"
+                                                            for h in hdr))
+        q = dict(kf["pieces"])
+        q["inverse/Tf"] = q.pop("inverse")
+        print(f"{'':32s} {'K-FAC':12s}" + "".join(f"{q[h] * 1e3:13.2f}" for h in hdr))
+
+
+if __name__ == "__main__":
+    main()
