@@ -1,0 +1,286 @@
+"""The command line: ``python -m rlkit train | plot | evaluate``.
+
+The agent hyperparameter flags are generated from the agents' ``Config`` dataclasses: field
+``eta_max`` is ``--eta-max``, ``stats_decay`` is ``--stats-decay`` (one name per concept, the
+same as in code, CSV columns and notebooks). Boolean fields get ``--name`` / ``--no-name``;
+list fields (``hidden_sizes``) take several values (``--hidden-sizes 64 64``). A flag of a field
+the chosen algorithm does not have is refused with the list of its fields.
+
+Errors in what was asked (unknown env id, invalid hyperparameter, a run directory in the way, a
+corrupt checkpoint, ...) print one line, ``rlkit <command>: error: ...``, and exit with status 2,
+having changed nothing on disk. Ctrl-C while training exits with status 130 and says how to resume.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+import sys
+import typing
+from pathlib import Path
+
+from rlkit.runs import RunError
+
+EXAMPLES = """\
+examples:
+  python -m rlkit train acktr --env CartPole-v1 --steps 100000 --seed 0
+  python -m rlkit train acktr --env InvertedPendulum-v5 --steps 50000 --delta 0.001 --eta-max 0.1
+  python -m rlkit train --resume runs/acktr-CartPole-v1-s0 --steps 200000
+  python -m rlkit plot runs/acktr-CartPole-v1-s* runs/a2c-CartPole-v1-s* --out cartpole.png
+  python -m rlkit evaluate runs/acktr-CartPole-v1-s0 --episodes 10
+"""
+
+TRAIN_EPILOG = """\
+run directory (default runs/<algorithm>-<env>-s<seed>): config.json, episodes.csv, updates.csv,
+checkpoints/update-NNNNNN.pt (every --checkpoint-every updates and after the last).
+
+--resume RUN_DIR continues a run from its latest checkpoint, exactly (on CPU: the same CSVs and
+parameters as a run never interrupted). The run's config.json wins: arguments that would change
+the results (algorithm, --env, --seed, --device, --preset, hyperparameters) are refused unless
+equal to the run's; --steps (a new target), --checkpoint-every and --keep-checkpoints may change.
+"""
+
+# Flags of `train` itself; an agent Config field with one of these names would be shadowed.
+RESERVED = {"env", "steps", "seed", "preset", "device", "run_dir", "checkpoint_every", "keep_checkpoints",
+            "overwrite", "resume", "progress", "help", "algorithm"}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors on one line (status 2, like every other error)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        try:
+            value = float(text)
+            if not value.is_integer():
+                raise ValueError
+            value = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer (valid range [1, inf)); got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0; got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0; got {value}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer; got {text!r}") from None
+
+
+# ----------------------------------------------------------------------------- hyperparameter flags
+
+
+def hyperparameter_fields(agents: dict[str, type]) -> dict[str, dict]:
+    """``{field: {"type": ..., "defaults": {algorithm: default}}}`` over every agent's Config."""
+    fields: dict[str, dict] = {}
+    for name, cls in sorted(agents.items()):
+        hints = typing.get_type_hints(cls.Config)
+        for f in dataclasses.fields(cls.Config):
+            default = f.default if f.default is not dataclasses.MISSING else (
+                f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+            entry = fields.setdefault(f.name, {"type": hints[f.name], "defaults": {}})
+            entry["defaults"][name] = default
+    return fields
+
+
+def flag(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")
+
+
+def _add_hyperparameter_flags(parser: argparse.ArgumentParser, agents: dict[str, type]) -> list[str]:
+    group = parser.add_argument_group(
+        "agent hyperparameters",
+        "generated from the agents' Config fields; shown: each algorithm's default (its 'classic' preset; "
+        "the env family's preset, 'mujoco' or 'atari', changes some: see rlkit/agents)")
+    names = []
+    for name, entry in hyperparameter_fields(agents).items():
+        if name in RESERVED:
+            continue
+        kind, defaults = entry["type"], entry["defaults"]
+        shown = ", ".join(f"{algo} {_show(value)}" for algo, value in defaults.items())
+        common = dict(dest=name, default=argparse.SUPPRESS, help=shown)
+        if kind is bool:
+            group.add_argument(flag(name), action=argparse.BooleanOptionalAction, **common)
+        elif typing.get_origin(kind) is list:
+            group.add_argument(flag(name), nargs="+", metavar="INT", **common)
+        else:
+            group.add_argument(flag(name), metavar=getattr(kind, "__name__", "VALUE").upper(), **common)
+        names.append(name)
+    return names
+
+
+def _show(value) -> str:
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _overrides(args: argparse.Namespace, names: list[str], agents: dict[str, type], algorithm: str | None) -> dict:
+    overrides = {}
+    for name in names:
+        if hasattr(args, name):
+            value = getattr(args, name)
+            overrides[name] = ",".join(value) if isinstance(value, list) else value
+    if algorithm in agents:
+        valid = {f.name for f in dataclasses.fields(agents[algorithm].Config)}
+        foreign = [name for name in overrides if name not in valid]
+        if foreign:
+            others = {name: [a for a, cls in agents.items() if name in {f.name for f in dataclasses.fields(cls.Config)}]
+                      for name in foreign}
+            listed = ", ".join(f"{flag(n)} (a hyperparameter of {'/'.join(others[n])})" for n in foreign)
+            raise RunError(f"{listed}: not a hyperparameter of {algorithm}; {algorithm}'s are: "
+                           + ", ".join(flag(f.name) for f in dataclasses.fields(agents[algorithm].Config)))
+    return overrides
+
+
+# ----------------------------------------------------------------------------- the parser
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, list[str]]:
+    from rlkit.agents import AGENTS
+
+    parser = _Parser(prog="python -m rlkit", description="rlkit: train, plot and evaluate natural-gradient RL agents.",
+                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    commands = parser.add_subparsers(dest="command", metavar="{train,plot,evaluate}", parser_class=_Parser)
+    commands.required = True
+
+    train = commands.add_parser(
+        "train", help="train an agent into a run directory (or --resume one)", allow_abbrev=False,
+        description="Train an agent on a gymnasium env and write a run directory.",
+        epilog=TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    train.add_argument("algorithm", nargs="?", choices=sorted(AGENTS), help="the agent (optional with --resume)")
+    train.add_argument("--env", metavar="ID", help="gymnasium env id: CartPole-v1, InvertedPendulum-v5, ALE/Pong-v5, ...")
+    train.add_argument("--steps", type=_positive_int, metavar="N",
+                       help="train until this many env steps (summed over the envs); with --resume, the new target")
+    train.add_argument("--seed", type=_int, metavar="S", help="seed of everything (default 0)")
+    presets = sorted({preset for cls in AGENTS.values() for preset in cls.presets})
+    train.add_argument("--preset", choices=presets,
+                       help="hyperparameter preset (default: the env family's: atari, mujoco, else classic); "
+                            "the flags below override it")
+    train.add_argument("--device", metavar="cpu|cuda", help="torch device (default cpu)")
+    train.add_argument("--run-dir", metavar="DIR", help="run directory (default runs/<algorithm>-<env>-s<seed>)")
+    train.add_argument("--checkpoint-every", type=_positive_int, metavar="UPDATES",
+                       help="checkpoint every this many updates (default 100; always after the last)")
+    train.add_argument("--keep-checkpoints", type=_non_negative_int, metavar="K",
+                       help="keep the newest K checkpoints (default 3; 0 keeps all)")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing run directory (only an rlkit run)")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its latest checkpoint, exactly")
+    train.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    names = _add_hyperparameter_flags(train, AGENTS)
+
+    plot = commands.add_parser("plot", help="learning curves of runs (mean ± std over seeds) as a PNG",
+                               description="Write a learning-curve PNG: mean ± std over the seeds of each "
+                                           "algorithm and env, by env steps and by wall time.", allow_abbrev=False)
+    plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (or directories of runs)")
+    plot.add_argument("--out", default="learning_curves.png", metavar="PNG", help="output file (default learning_curves.png)")
+    plot.add_argument("--window", type=_positive_int, default=10, metavar="EPISODES",
+                      help="each run's curve is the mean return of its last EPISODES episodes (default 10)")
+
+    evaluate = commands.add_parser("evaluate", help="play episodes with a run's latest checkpoint", allow_abbrev=False,
+                                   description="Play episodes with the deterministic policy of a run's latest checkpoint "
+                                               "(whole Atari games, raw rewards, normalization frozen).")
+    evaluate.add_argument("run_dir", metavar="RUN_DIR")
+    evaluate.add_argument("--episodes", type=_positive_int, default=10, metavar="N", help="episodes to play (default 10)")
+    evaluate.add_argument("--seed", type=_int, metavar="S", help="env seed (default: the run's seed + 1000000)")
+    evaluate.add_argument("--video", metavar="FILE", help="write the frames as a video: .mp4 (imageio-ffmpeg) or .gif")
+    return parser, names
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def _train(args: argparse.Namespace, names: list[str], argv: list[str]) -> int:
+    from rlkit.agents import AGENTS
+    from rlkit.train import DEFAULT_CHECKPOINT_EVERY, DEFAULT_KEEP_CHECKPOINTS, resume, train
+
+    if args.resume is not None:
+        if args.overwrite:
+            raise RunError("--resume and --overwrite contradict each other: choose one")
+        if args.run_dir is not None and Path(args.run_dir).resolve() != Path(args.resume).resolve():
+            raise RunError(f"--run-dir {args.run_dir} and --resume {args.resume} name different directories")
+        from rlkit.runs import read_config
+
+        algorithm = args.algorithm or read_config(args.resume)["algorithm"]
+        expect = {"algorithm": args.algorithm, "env": args.env, "seed": args.seed, "device": args.device,
+                  "preset": args.preset, "overrides": _overrides(args, names, AGENTS, algorithm)}
+        result = resume(args.resume, steps=args.steps, checkpoint_every=args.checkpoint_every,
+                        keep_checkpoints=args.keep_checkpoints, progress=args.progress, expect=expect)
+    else:
+        missing = [what for what, value in (("ALGORITHM", args.algorithm), ("--env", args.env), ("--steps", args.steps))
+                   if value is None]
+        if missing:
+            raise RunError(f"train needs {', '.join(missing)} (or --resume RUN_DIR)")
+        result = train(
+            args.algorithm, args.env, steps=args.steps, seed=0 if args.seed is None else args.seed,
+            overrides=_overrides(args, names, AGENTS, args.algorithm), preset=args.preset,
+            device=args.device or "cpu", run_dir=args.run_dir,
+            checkpoint_every=args.checkpoint_every or DEFAULT_CHECKPOINT_EVERY,
+            keep_checkpoints=DEFAULT_KEEP_CHECKPOINTS if args.keep_checkpoints is None else args.keep_checkpoints,
+            overwrite=args.overwrite, progress=args.progress, command="python -m rlkit " + shlex.join(argv))
+    recent = f", recent mean return {sum(result.recent_returns) / len(result.recent_returns):.2f}" if result.recent_returns else ""
+    print(f"{result.run_dir}: {result.updates} updates, {result.env_steps} env steps, "
+          f"{result.wall_time_s:.1f} s{recent}")
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")  # a file, never a window
+    from rlkit.plots import plot_learning_curves
+
+    figure = plot_learning_curves(args.run_dirs, out=args.out, window=args.window)
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+    print(args.out)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from rlkit.train import evaluate
+
+    result = evaluate(args.run_dir, args.episodes, seed=args.seed, video=args.video)
+    print(f"{args.run_dir} (update {result.update}, {result.env_steps} env steps): mean return "
+          f"{result.mean:.2f} ± {result.std:.2f} over {len(result.returns)} episodes")
+    if result.video is not None:
+        print(f"video: {result.video}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, names = build_parser()
+    args = parser.parse_args(argv)
+    prog = f"rlkit {args.command}"
+    try:
+        if args.command == "train":
+            return _train(args, names, argv)
+        if args.command == "plot":
+            return _plot(args)
+        return _evaluate(args)
+    except RunError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\n{prog}: interrupted; a training run continues from its latest checkpoint with "
+              "python -m rlkit train --resume RUN_DIR", file=sys.stderr)
+        return 130
