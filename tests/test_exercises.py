@@ -22,3 +22,9 @@ def test_close_accepts_right_answers_in_any_array_type_and_rejects_wrong_ones():
     assert not ok and "shape" in hint
     ok, hint = close(torch.full((2, 2), float("nan")), expected)
     assert not ok and "NaN" in hint
+
+
+def test_close_treats_an_unreadable_answer_as_wrong_not_as_an_error():
+    for answer in (None, "two", {"a": 1}):
+        ok, hint = close(answer, 1.0)
+        assert not ok and "could not read" in hint

@@ -19,9 +19,13 @@ def report(ok: bool, what: str, hint: str = "") -> bool:
 def close(answer, expected, *, rtol: float = 1e-4, atol: float = 1e-6) -> tuple[bool, str]:
     """Compare an answer with the expected value; returns (ok, hint naming the largest error).
 
-    Accepts numbers, numpy arrays and tensors; a shape mismatch is a wrong answer, not an error.
+    Accepts numbers, numpy arrays and tensors; a shape mismatch, or an answer that cannot be
+    read as numbers (``None``, a string), is a wrong answer, not an error.
     """
-    answer_t = torch.as_tensor(answer, dtype=torch.float64)
+    try:
+        answer_t = torch.as_tensor(answer, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError) as error:
+        return False, f"could not read the answer as numbers ({type(error).__name__})"
     expected_t = torch.as_tensor(expected, dtype=torch.float64)
     if answer_t.shape != expected_t.shape:
         return False, f"shape {tuple(answer_t.shape)}, expected {tuple(expected_t.shape)}"
