@@ -1,0 +1,196 @@
+r"""Slider panels for the notebooks (ipywidgets + matplotlib).
+
+Every panel is three plain pieces, so that the numbers behind a picture are tested without a
+browser and the same picture can be drawn statically (for readers on GitHub):
+
+* a **computation** ``compute(**values) -> data``: a plain function of the controls' values
+  (in a ``*_demos`` module, with its own unit tests), returning a dict of numbers;
+* a **drawing** ``draw(data, fig)``: draws that dict onto a matplotlib ``Figure`` (called by the
+  panel, and by a notebook for the static version of the same figure);
+* a **builder** (``trust_region_panel``, ...): makes the controls, named with the kit's names
+  (``delta``, ``eta_max``, ``eps_eta``, ``eps_alpha``, ``damping``), and returns a :class:`Panel`
+  (a container widget) that wires every control to ``compute`` and ``draw``.
+
+A :class:`Panel` is itself the container widget (a ``VBox``: the controls, then an ``Output``
+holding the figure) and carries the numbers behind its figure in ``panel.data``. Changing a
+control's ``value`` (by hand in the notebook, or ``panel.controls[name].value = x`` in a test)
+recomputes ``panel.data`` and redraws ``panel.figure`` at once; sliders use
+``continuous_update=False``, one update when the slider is released. ``panel.seconds`` is the time
+the last update took. The ``Output`` holds the figure as one PNG display item
+(``panel.output.outputs``), set directly rather than captured, so a panel works the same without
+a kernel (tests).
+
+Panels
+------
+``trust_region_panel``: notebook 05, ACKTR's step size on a fixed batch (``rlkit.trust_region_demos``):
+sliders ``delta`` (log) and ``eta_max``, buttons ``convention`` (paper / baselines); per
+preconditioner (exact Fisher, K-FAC) the predicted and measured KL over a δ grid, the capped
+region, and measured/predicted with its δ → 0 limit.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import math
+import time
+from functools import partial
+from typing import Any, Callable, Mapping
+
+import ipywidgets as widgets
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
+
+from rlkit.trust_region import CONVENTIONS
+from rlkit.trust_region_demos import (
+    DEFAULT_DELTAS,
+    LABELS,
+    PRECONDITIONERS,
+    FixedBatch,
+    fixed_batch,
+    step_size_panel_data,
+)
+
+__all__ = ["Panel", "trust_region_panel", "draw_trust_region"]
+
+
+class Panel(widgets.VBox):
+    """A container widget: the controls in a row, then an ``Output`` holding the figure.
+
+    Args:
+        compute: ``compute(**values) -> dict``, called with every control's value by name.
+        draw: ``draw(data, fig)``, draws the dict onto a cleared ``Figure``.
+        controls: ``{name: ipywidgets value widget}``; names are the kit's parameter names.
+        figsize, dpi: size and resolution of the figure.
+
+    Attributes (besides the ``VBox``'s own):
+        controls, output, figure: the pieces.
+        data: the dict behind the figure now (what tests inspect).
+        seconds: wall time of the last update (compute + draw + PNG).
+    """
+
+    def __init__(self, compute: Callable[..., dict], draw: Callable[[dict, Figure], Any],
+                 controls: Mapping[str, widgets.ValueWidget], *, figsize: tuple[float, float] = (10, 6), dpi: int = 80):
+        self.compute, self.draw = compute, draw
+        self.controls = dict(controls)
+        self.figure = Figure(figsize=figsize, dpi=dpi)  # not pyplot's: never shown twice, never leaked
+        self.output = widgets.Output()
+        super().__init__(children=[widgets.HBox(list(self.controls.values())), self.output])
+        self.data: dict = {}
+        self.seconds = float("nan")
+        for control in self.controls.values():
+            control.observe(self.update, names="value")
+        self.update()
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """The controls' current values, by name."""
+        return {name: control.value for name, control in self.controls.items()}
+
+    def update(self, change=None) -> None:
+        """Recompute the data from the controls and redraw (called on every value change)."""
+        start = time.perf_counter()
+        self.data = self.compute(**self.values)
+        self.figure.clear()
+        self.draw(self.data, self.figure)
+        self._show(self.png())
+        self.seconds = time.perf_counter() - start
+
+    def _show(self, png: bytes) -> None:
+        # Replace the Output's content in one state update instead of ``with output: display(...)``:
+        # atomic (no flicker, no clear/display race) and the same with or without a kernel. The
+        # captured form made ``jupyter nbconvert --execute`` wait after the panel's cell, sometimes
+        # for good (an output capture during execution; compare jupyter/nbclient#312).
+        self.output.outputs = ({
+            "output_type": "display_data",
+            "data": {"image/png": base64.b64encode(png).decode("ascii"), "text/plain": "<panel figure>"},
+            "metadata": {},
+        },)
+
+    def png(self) -> bytes:
+        """The figure rendered as PNG bytes (what the ``Output`` shows)."""
+        buffer = io.BytesIO()
+        self.figure.savefig(buffer, format="png")
+        return buffer.getvalue()
+
+
+
+# ----------------------------------------------------------------------------------------------
+# Notebook 05: the trust region
+# ----------------------------------------------------------------------------------------------
+
+
+def draw_trust_region(data: dict, fig: Figure | None = None) -> Figure:
+    """Draw :func:`rlkit.trust_region_demos.step_size_panel_data` onto ``fig`` (a new pyplot figure if None).
+
+    Two columns (exact Fisher, K-FAC), two rows: the predicted and the measured KL against δ
+    (log-log; the dotted diagonal is KL = δ, the grey region is where η = η_max), and their ratio
+    measured/predicted with its δ → 0 limit ΔᵀFΔ/ΔᵀF̂Δ. The vertical line marks the chosen δ.
+    """
+    if fig is None:
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=(11, 7.5))
+    deltas, delta, convention = data["deltas"], data["delta"], data["convention"]
+    axes = fig.subplots(2, 2, sharex=True)
+    ratio_top = 1.15 * max(
+        max(np.max(c["measured_kl"] / c["predicted_kl"]) for c in data["curves"].values()),
+        max(data["limit_ratio"].values()), 1.0,
+    )
+    for col, name in enumerate(PRECONDITIONERS):
+        curves, at = data["curves"][name], data["at_delta"][name]
+        ratio = curves["measured_kl"] / curves["predicted_kl"]
+        top, bottom = axes[0, col], axes[1, col]
+        for ax in (top, bottom):
+            if curves["delta_cap"] < deltas[-1]:
+                ax.axvspan(max(curves["delta_cap"], deltas[0]), deltas[-1], color="0.9", lw=0,
+                           label=f"capped: η = η_max = {data['eta_max']:.2f}")
+            ax.axvline(delta, color="k", lw=0.8)
+        top.loglog(deltas, deltas, ":", color="0.45", lw=1, label="KL = δ")
+        top.loglog(deltas, curves["predicted_kl"], "-", color="C0", lw=2, label=f"predicted ½η²q ({convention} rule)")
+        top.loglog(deltas, data["other_convention"][name], "--", color="C0", lw=1, alpha=0.7,
+                   label=f"predicted ½η²q ({data['other']} rule)")
+        top.loglog(deltas, curves["measured_kl"], "o", color="C3", ms=3, label="measured KL(π_old ‖ π_new)")
+        top.plot(delta, at["predicted_kl"], "s", color="C0", mfc="white", ms=8)
+        top.plot(delta, at["measured_kl"], "o", color="C3", ms=8)
+        capped = " = η_max" if at["capped"] else ""
+        top.set_title(f"{LABELS[name]}, δ = {delta:.2g}: η = {at['eta']:.3g}{capped}\n"
+                      f"predicted KL {at['predicted_kl']:.2e}, measured {at['measured_kl']:.2e}", fontsize=10)
+        top.set_ylabel("KL of the step")
+        bottom.semilogx(deltas, ratio, "o-", color="C3", ms=3, lw=1, label="measured / predicted")
+        bottom.axhline(1.0, color="0.45", ls=":", lw=1)
+        bottom.axhline(data["limit_ratio"][name], color="C2", ls="--", lw=1.2,
+                       label=f"δ → 0 limit ΔᵀFΔ / ΔᵀF̂Δ = {data['limit_ratio'][name]:.2f}")
+        bottom.plot(delta, at["ratio"], "o", color="C3", ms=8)
+        bottom.set(xlabel="δ (trust-region radius)", ylabel="measured / predicted", ylim=(0, ratio_top))
+        top.legend(fontsize=7, loc="upper left")
+        bottom.legend(fontsize=7, loc="lower left")
+        for ax in (top, bottom):  # major ticks only: log-axis minor ticks cost more to lay out than the rest
+            ax.xaxis.set_minor_locator(NullLocator())
+        top.yaxis.set_minor_locator(NullLocator())
+    # fixed margins instead of tight_layout (which measures every tick label: slow for a slider)
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.08, top=0.91, wspace=0.2, hspace=0.12)
+    return fig
+
+
+def trust_region_panel(batch: FixedBatch | None = None, *, delta: float = 0.01, eta_max: float = 0.25,
+                       convention: str = "paper", deltas=DEFAULT_DELTAS) -> Panel:
+    """ACKTR's step size on a fixed batch: sliders ``delta`` and ``eta_max``, buttons ``convention``.
+
+    ``batch`` defaults to ``rlkit.trust_region_demos.fixed_batch()``. The curves over ``deltas``
+    need one forward pass per new step size η (cached by η, so moving ``delta`` alone only
+    evaluates the marked point); the computation is ``step_size_panel_data``.
+    """
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+    batch = fixed_batch() if batch is None else batch
+    deltas = np.asarray(deltas, dtype=float)
+    low, high = math.log10(deltas[0]), math.log10(deltas[-1])
+    controls = {
+        "delta": widgets.FloatLogSlider(value=delta, base=10, min=low, max=high, step=0.05, description="delta",
+                                        readout_format=".1e", continuous_update=False),
+        "eta_max": widgets.FloatSlider(value=eta_max, min=0.01, max=1.0, step=0.01, description="eta_max",
+                                       readout_format=".2f", continuous_update=False),
+        "convention": widgets.ToggleButtons(options=list(CONVENTIONS), value=convention, description="convention"),
+    }
+    return Panel(partial(step_size_panel_data, batch, deltas=deltas), draw_trust_region, controls, figsize=(11, 7.5))
