@@ -126,3 +126,39 @@ def test_static_drawing_of_the_same_data(batch):
     data = trd.step_size_panel_data(batch, delta=0.01, eta_max=0.25)
     fig = draw_trust_region(data, Figure(figsize=(11, 7.5)))
     assert len(fig.axes) == 4
+
+
+# ------------------------------------------------------------------ notebook 04: damping
+
+
+@pytest.fixture(scope="module")
+def damping_setup():
+    from rlkit.kfac_demos import damping_sweep, exact_kfac, seeded_mlp, teacher_regression
+
+    x, y, _ = teacher_regression(n=64, dim=3, outputs=2, hidden=4, seed=0)
+    model = seeded_mlp([3, 6, 2], seed=0)
+    dampings = np.logspace(-4, 2, 7)
+    sweep = damping_sweep(model, x, y, dampings, output="gaussian")
+    return exact_kfac(model, x, "gaussian"), sweep, dampings
+
+
+def test_damping_panel_marks_lambda_on_the_spectrum_as_the_math_says(damping_setup):
+    from rlkit.widgets import damping_panel
+
+    kfac, sweep, dampings = damping_setup
+    panel = damping_panel(kfac, sweep, dampings, gradient_norm=1.0, damping=1e-3)
+    before_png, before = panel.png(), panel.data
+    spectrum = before["spectrum"]
+    # eigen mode adds λ to every eigenvalue of S⊗A; the fraction below λ is counted on S⊗A.
+    assert np.allclose(spectrum["eigen"], spectrum["undamped"] + 1e-3)
+    assert before["fraction_below"] == pytest.approx(np.mean(spectrum["undamped"] < 1e-3))
+
+    panel.controls["damping"].value = 10.0
+    after = panel.data
+    assert after["damping"] == pytest.approx(10.0)
+    assert np.allclose(after["spectrum"]["eigen"], after["spectrum"]["undamped"] + 10.0)
+    # a larger λ dominates more directions, and each factored eigenvalue
+    # (λ_S + √λ/π)(λ_A + π√λ) grows with λ (π does not depend on λ)
+    assert after["fraction_below"] > before["fraction_below"]
+    assert np.all(after["spectrum"]["factored"] > spectrum["factored"])
+    assert panel.png() != before_png
