@@ -199,6 +199,8 @@ SPECIFIC = {
               ("trust_region_convention", "other"), ("damping_mode", "diagonal"), ("target_kl", -0.1)],
     "trpo": [("delta", 0.0), ("lr", 0.0), ("damping", -1.0), ("cg_iters", 0), ("backtrack_coef", 1.0),
              ("shared_trunk", True), ("value_epochs", 0)],
+    "vmpo": [("eps_eta", 0.0), ("eps_alpha", -0.01), ("top_k_fraction", 0.0), ("top_k_fraction", 1.1),
+             ("target_period", 0), ("lr", 0.0), ("dual_lr", 0.0)],
 }
 
 

@@ -79,6 +79,41 @@ def without_timing(rows):
     return [{key: value for key, value in row.items() if not is_timing_column(key)} for row in rows]
 
 
+def test_vmpo_train_then_resume_in_fresh_processes_equals_one_uninterrupted_run(tmp_path):
+    """`python -m rlkit train vmpo`: run directory, CSVs with V-MPO's diagnostics, its flags in config.json,
+    and a resume in a new process (target network, duals, ε_α stream restored) equal to an uninterrupted run."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    hyper = ["--seed", "2", "--eps-eta", "0.05", "--target-period", "3", "--eps-alpha-log-uniform",
+             "--eps-alpha-low", "0.001", "--eps-alpha-high", "0.02", "--checkpoint-every", "2", *SMALL]
+    first = [sys.executable, "-m", "rlkit", "train", "vmpo", "--env", "CartPole-v1", "--steps", "200",
+             "--run-dir", str(tmp_path / "run"), *hyper]
+    done = subprocess.run(first, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "env steps" in done.stdout
+    run_dir = tmp_path / "run"
+    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoints", "config.json", "episodes.csv", "updates.csv"]
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["algorithm"] == "vmpo" and config["preset"] == "classic"
+    agent = config["agent"]
+    assert (agent["eps_eta"], agent["target_period"], agent["eps_alpha_log_uniform"], agent["eps_alpha_high"]) == \
+        (0.05, 3, True, 0.02)
+    header, rows = read_csv(run_dir / "updates.csv")
+    assert {"eta", "alpha", "eps_alpha", "estep_kl", "mstep_kl", "max_weight", "entropy", "value_loss",
+            "explained_variance", "time_update"} <= set(header) and rows
+
+    more = [sys.executable, "-m", "rlkit", "train", "--resume", str(run_dir), "--steps", "500", "--no-progress"]
+    done = subprocess.run(more, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+
+    status = main(["train", "vmpo", "--env", "CartPole-v1", "--steps", "500", "--run-dir", str(tmp_path / "whole"),
+                   *hyper])
+    assert status == 0
+    for name in ("episodes.csv", "updates.csv"):
+        (resumed_header, resumed), (whole_header, whole) = (read_csv(tmp_path / run / name) for run in ("run", "whole"))
+        assert resumed_header == whole_header and len(whole) > 0
+        assert without_timing(resumed) == without_timing(whole)
+
+
 def test_every_config_field_has_a_kebab_case_flag():
     parser, names = build_parser()
     train = parser._subparsers._group_actions[0].choices["train"]
@@ -135,6 +170,16 @@ def test_resume_from_the_command_line_continues_and_refuses_changes(tmp_path, ca
     (["train", "a2c", "--env", "CartPole-v1", "--steps", "100", "--delta", "0.1"],
      ["--delta (a hyperparameter of acktr/trpo): not a hyperparameter of a2c", "--lr"]),
     (["train", "trpo", "--env", "CartPole-v1", "--steps", "100", "--shared-trunk"], ["shared_trunk must be False"]),
+    (["train", "vmpo", "--env", "CartPole-v1", "--steps", "100", "--eps-eta", "0"], ["eps_eta must be > 0", "valid range"]),
+    (["train", "vmpo", "--env", "CartPole-v1", "--steps", "100", "--eps-alpha", "-1"], ["eps_alpha must be > 0"]),
+    (["train", "vmpo", "--env", "CartPole-v1", "--steps", "100", "--top-k-fraction", "1.5"],
+     ["top_k_fraction must be in (0, 1]"]),
+    (["train", "vmpo", "--env", "CartPole-v1", "--steps", "100", "--target-period", "0"],
+     ["target_period must be an integer >= 1"]),
+    (["train", "vmpo", "--env", "CartPole-v1", "--steps", "100", "--delta", "0.1"],
+     ["--delta (a hyperparameter of acktr/trpo): not a hyperparameter of vmpo", "--eps-eta"]),
+    (["train", "vmpo", "--env", "Pendulum-v1", "--steps", "100", "--eps-alpha-log-uniform"],
+     ["eps_alpha_log_uniform must be False for continuous actions"]),
     (["train", "ppo", "--env", "CartPole-v1", "--steps", "100"], ["invalid choice: 'ppo'"]),
     (["train", "acktr", "--steps", "100"], ["train needs --env"]),
     (["train", "acktr", "--env", "CartPole-v1", "--steps", "100", "--device", "tpu"], ["device"]),

@@ -168,6 +168,8 @@ def test_the_same_seed_gives_identical_results_and_another_seed_does_not(tmp_pat
     ("acktr", "InvertedPendulum-v5"),
     ("trpo", "InvertedPendulum-v5"),
     ("a2c", "CartPole-v1"),
+    ("vmpo", "CartPole-v1"),
+    ("vmpo", "InvertedPendulum-v5"),
 ])
 def test_a_killed_run_resumed_equals_an_uninterrupted_one(tmp_path, algorithm, env):
     steps = 500

@@ -4,6 +4,7 @@
 ``a2c``    first-order advantage actor-critic (RMSprop or Adam), same networks and batch
 ``acktr``  K-FAC natural gradient for actor and Gauss-Newton critic, trust-region step
 ``trpo``   natural gradient by conjugate gradient on Fisher-vector products, line search
+``vmpo``   V-MPO: top-k E-step and KL-constrained weighted maximum likelihood, target network
 =========  ==========================================================================
 
 The interface every agent class implements (the trainer and the notebooks rely on it)::
@@ -30,14 +31,16 @@ from rlkit.agents.a2c import A2C, A2CConfig
 from rlkit.agents.acktr import ACKTR, ACKTRConfig
 from rlkit.agents.base import Agent, Config
 from rlkit.agents.trpo import TRPO, TRPOConfig
+from rlkit.agents.vmpo import VMPO, VMPOConfig
 from rlkit.envs import EnvSummary
 
 __all__ = [
     "AGENTS", "make_agent", "resolve_config", "default_preset", "agent_class",
     "Agent", "Config", "A2C", "A2CConfig", "ACKTR", "ACKTRConfig", "TRPO", "TRPOConfig",
+    "VMPO", "VMPOConfig",
 ]
 
-AGENTS: dict[str, type[Agent]] = {"a2c": A2C, "acktr": ACKTR, "trpo": TRPO}
+AGENTS: dict[str, type[Agent]] = {"a2c": A2C, "acktr": ACKTR, "trpo": TRPO, "vmpo": VMPO}
 
 FAMILY_PRESETS = {"atari": "atari", "mujoco": "mujoco"}  # any other family: "classic"
 
