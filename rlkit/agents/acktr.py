@@ -17,6 +17,11 @@ One update, on a batch of T steps × N envs (the paper's Algorithm, as this file
     optional (target_kl > 0, baselines' acktr_cont): η_max ← η_max·1.5 if the measured KL was
         below target_kl/2, η_max/1.5 if above 2·target_kl
 
+``critic_optimizer="adam"`` (separate networks only) replaces the critic's Gauss-Newton step by one Adam
+step (lr ``critic_lr``) on the same gradient: the first-order critic of the paper's Figure 5a/b, where
+the actor is ACKTR in both arms. The value Fisher pass still draws its noise, so the actor's random
+stream is the same in both arms.
+
 The critic's loss c_V·mean (V − R)² with c_V = ``value_coef`` = 0.5 is the paper's ½|R − V|²;
 with σ = 1 its natural gradient is a Gauss-Newton step (F = E[JᵀJ]/σ²), and η = 1 would be a
 full one. The value's "KL" is that of N(V, σ²): KL = (ΔV)² / (2σ²), so ``critic_delta`` bounds
@@ -87,6 +92,7 @@ from rlkit.trust_region import CONVENTIONS, effective_step_size, measured_kl, pr
 
 __all__ = ["ACKTR", "ACKTRConfig"]
 
+CRITIC_OPTIMIZERS = ("gauss_newton", "adam")  # the critic's norm: Gauss-Newton (ACKTR) or Euclidean (first order)
 ETA_MAX_RANGE = (1e-8, 1.0)  # bounds of the adapted η_max (baselines acktr_cont's min/max step size)
 
 
@@ -124,13 +130,17 @@ class ACKTRConfig(Config):
     critic_eta_max: float = 1.0  # separate networks only (1: a full Gauss-Newton step)
     critic_damping: float = 0.01  # separate networks only
     critic_stats_decay: float = 0.99  # separate networks only
+    # "gauss_newton": K-FAC Gauss-Newton step in the critic's trust region (ACKTR); "adam": a first-order
+    # critic, Adam with lr critic_lr on the same loss (the paper's Figure 5a/b ablation; separate networks only)
+    critic_optimizer: str = "gauss_newton"
+    critic_lr: float = 1e-3  # critic_optimizer="adam" only
     # diagnostics
     measure_kl: bool = True  # one extra forward pass per update for the measured KL
 
     def validate(self) -> "ACKTRConfig":
         super().validate()
         check_common(self)
-        for name in ("delta", "eta_max", "critic_delta", "critic_eta_max", "critic_sigma"):
+        for name in ("delta", "eta_max", "critic_delta", "critic_eta_max", "critic_sigma", "critic_lr"):
             check(getattr(self, name) > 0, name, getattr(self, name), "> 0 (valid range (0, inf))")
         for name in ("damping", "critic_damping", "value_coef"):
             check(getattr(self, name) >= 0, name, getattr(self, name), ">= 0 (valid range [0, inf))")
@@ -139,6 +149,10 @@ class ACKTRConfig(Config):
         check(self.target_kl >= 0, "target_kl", self.target_kl, ">= 0 (0: a fixed eta_max)")
         check(self.target_kl == 0 or self.measure_kl, "measure_kl", self.measure_kl,
               "True when target_kl > 0 (the adaptation reads the measured KL)")
+        check(self.critic_optimizer in CRITIC_OPTIMIZERS, "critic_optimizer", self.critic_optimizer,
+              f"one of {list(CRITIC_OPTIMIZERS)}")
+        check(self.critic_optimizer == "gauss_newton" or not self.shared_trunk, "critic_optimizer",
+              self.critic_optimizer, "'gauss_newton' with shared_trunk=True (one K-FAC steps the whole model)")
         check(self.inverse_every >= 1, "inverse_every", self.inverse_every, "an integer >= 1 (valid range [1, inf))")
         check(self.damping_mode in DAMPING_MODES, "damping_mode", self.damping_mode, f"one of {list(DAMPING_MODES)}")
         check(self.trust_region_convention in CONVENTIONS, "trust_region_convention", self.trust_region_convention,
@@ -186,9 +200,13 @@ class ACKTR(Agent):
         else:  # two K-FACs: the actor's policy Fisher, the critic's Gauss-Newton matrix
             self.actor_kfac = KFAC(self.model.actor, damping=c.damping, stats_decay=c.stats_decay,
                                    exact_diagonal_blocks=log_std, **schedule)
-            self.critic_kfac = KFAC(self.model.critic, damping=c.critic_damping, stats_decay=c.critic_stats_decay,
-                                    **schedule)
-            self.kfacs = {"actor": self.actor_kfac, "critic": self.critic_kfac}
+            self.kfacs = {"actor": self.actor_kfac}
+            if c.critic_optimizer == "adam":  # the first-order critic of the paper's Figure 5a/b
+                self.critic_adam = torch.optim.Adam(self.model.critic.parameters(), lr=c.critic_lr)
+            else:
+                self.critic_kfac = KFAC(self.model.critic, damping=c.critic_damping,
+                                        stats_decay=c.critic_stats_decay, **schedule)
+                self.kfacs["critic"] = self.critic_kfac
 
     # ---- the update -------------------------------------------------------------------------
 
@@ -210,7 +228,8 @@ class ACKTR(Agent):
             self.kfac.update_stats(joint_fisher_loss(policy_nll, value_nll))  # p(a, v|s) = π(a|s) p(v|s)
         else:
             self.actor_kfac.update_stats(policy_nll)
-            self.critic_kfac.update_stats(value_nll)
+            if c.critic_optimizer == "gauss_newton":
+                self.critic_kfac.update_stats(value_nll)
 
         # 3. The actor-critic loss and its gradient g.
         entropy = pi.entropy().mean()
@@ -224,8 +243,12 @@ class ACKTR(Agent):
             q, eta = self._trust_region_step(self.kfac, self.model.parameters(), c.delta, self.eta_max)
         else:
             q, eta = self._trust_region_step(self.actor_kfac, self.model.actor.parameters(), c.delta, self.eta_max)
-            q_critic, eta_critic = self._trust_region_step(
-                self.critic_kfac, self.model.critic.parameters(), c.critic_delta, c.critic_eta_max)
+            if c.critic_optimizer == "adam":  # Euclidean norm: one Adam step on the same gradient
+                self.critic_adam.step()
+                q_critic, eta_critic = float("nan"), c.critic_lr
+            else:
+                q_critic, eta_critic = self._trust_region_step(
+                    self.critic_kfac, self.model.critic.parameters(), c.critic_delta, c.critic_eta_max)
         self.updates += 1
 
         # 5. Diagnostics: what the quadratic model predicted, and what the step did.
@@ -246,8 +269,9 @@ class ACKTR(Agent):
             "measured_value_kl": value_kl,  # mean (V_new − V_old)² / 2σ²
         }
         if not c.shared_trunk:
-            diagnostics.update(critic_eta=eta_critic, critic_quadratic=q_critic,
-                               critic_predicted_kl=predicted_kl(q_critic, eta_critic))
+            critic_kl = predicted_kl(q_critic, eta_critic) if c.critic_optimizer == "gauss_newton" else float("nan")
+            diagnostics.update(critic_eta=eta_critic, critic_quadratic=q_critic,  # adam: critic_eta = critic_lr, q = NaN
+                               critic_predicted_kl=critic_kl)
         diagnostics.update(
             damping=c.damping,
             entropy=float(entropy.detach()),
@@ -290,7 +314,10 @@ class ACKTR(Agent):
     # ---- checkpoints ------------------------------------------------------------------------
 
     def extra_state(self) -> dict:
-        return {"kfac": {name: k.state_dict() for name, k in self.kfacs.items()}, "eta_max": self.eta_max}
+        state = {"kfac": {name: k.state_dict() for name, k in self.kfacs.items()}, "eta_max": self.eta_max}
+        if self.config.critic_optimizer == "adam":
+            state["critic_adam"] = self.critic_adam.state_dict()
+        return state
 
     def load_extra_state(self, state: dict) -> None:
         saved = state["kfac"]
@@ -299,3 +326,5 @@ class ACKTR(Agent):
         for name, k in self.kfacs.items():
             k.load_state_dict(saved[name])
         self.eta_max = float(state["eta_max"])
+        if self.config.critic_optimizer == "adam":
+            self.critic_adam.load_state_dict(state["critic_adam"])
