@@ -3,6 +3,7 @@
 
     python3 kit.py lab    create .venv if missing, install the pinned kit, start JupyterLab on notebooks/
     python3 kit.py test   the same set-up, then the unit tests and every notebook under nbval
+                          (as root on Debian it also apt-get installs chromium, for the browser tests)
 
 Set-up is idempotent: the installed state is recorded in a stamp file inside the virtual
 environment holding a hash of pyproject.toml and constraints.txt, so a second run on a set-up
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -28,6 +30,10 @@ VENV = REPO / ".venv"
 CONSTRAINTS = REPO / "constraints.txt"
 STAMP = VENV / "rlkit-install.stamp"
 MIN_PYTHON = (3, 10)
+
+# The browser tests (tests/test_browser.py) drive Debian's Chromium; `test` installs it when missing.
+CHROMIUM = Path("/usr/bin/chromium")
+DEBIAN_VERSION = Path("/etc/debian_version")
 
 # pytest's exit code when it collected no test: a run that tested nothing has not passed.
 PYTEST_NO_TESTS_COLLECTED = 5
@@ -75,12 +81,52 @@ def ensure_environment() -> Path:
     return python
 
 
-def lab_command(python: Path, port: int | None = None, extra: list[str] | None = None) -> list[str]:
-    """The command that starts JupyterLab on notebooks/ (tests start the server the same way)."""
-    command = [str(python), "-m", "jupyterlab", f"--ServerApp.root_dir={REPO / 'notebooks'}"]
+def is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def ensure_chromium() -> bool:
+    """Install Debian's chromium for the browser tests when it is missing; True when it is there.
+
+    Does nothing when /usr/bin/chromium exists. Installs only as root on Debian (apt-get update, then
+    apt-get install -y chromium); elsewhere, or when apt-get fails, prints why and returns False:
+    the browser tests then skip with that reason, the other tests run as usual.
+    """
+    if CHROMIUM.exists():
+        return True
+    why = None
+    if not DEBIAN_VERSION.exists():
+        why = "this is not Debian"
+    elif not is_root():
+        why = "installing it needs root (sudo apt-get install chromium)"
+    elif shutil.which("apt-get") is None:
+        why = "apt-get is not available"
+    if why is None:
+        print(f"{CHROMIUM} is missing: installing Debian's chromium for the browser tests", flush=True)
+        os.environ.setdefault("DEBIAN_FRONTEND", "noninteractive")  # no questions from apt's packages
+        code = run(["apt-get", "update"])
+        if code == 0:
+            code = run(["apt-get", "install", "-y", "chromium"])
+        if code == 0 and CHROMIUM.exists():
+            return True
+        why = f"apt-get failed (exit code {code})" if code != 0 else f"apt-get did not install {CHROMIUM}"
+    print(f"No Chromium at {CHROMIUM} and it was not installed: {why}. "
+          "The browser tests (tests/test_browser.py) will be skipped.", file=sys.stderr, flush=True)
+    return False
+
+
+def lab_command(python: Path, port: int | None = None, extra: list[str] | None = None,
+                root_dir: Path | None = None) -> list[str]:
+    """The command that starts JupyterLab on notebooks/ (tests start the server the same way).
+
+    ``root_dir`` replaces notebooks/ (the browser tests serve copies of the notebooks from a
+    temporary folder; Jupyter refuses a second --ServerApp.root_dir in ``extra``).
+    """
+    root_dir = REPO / "notebooks" if root_dir is None else root_dir
+    command = [str(python), "-m", "jupyterlab", f"--ServerApp.root_dir={root_dir}"]
     if port is not None:
         command.append(f"--ServerApp.port={port}")
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
+    if is_root():
         # Jupyter refuses root unless told; root is the norm in containers and CI machines.
         command.append("--allow-root")
     return command + list(extra or [])
@@ -103,6 +149,7 @@ def main(argv: list[str]) -> int:
         notebooks = sorted((REPO / "notebooks").glob("*.ipynb"))
         return run([python, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
                     "--inplace", "--ExecutePreprocessor.timeout=600", *argv[1:], *notebooks])
+    ensure_chromium()
     code = run(pytest_command(python, argv[1:]))
     if code == PYTEST_NO_TESTS_COLLECTED:
         print("pytest collected no tests: that is a failure, not a pass.", file=sys.stderr)

@@ -18,6 +18,10 @@ def kit(tmp_path, monkeypatch):
     python = module.venv_executable("python")
     python.parent.mkdir(parents=True)
     python.write_text("")
+    # Chromium already installed: `test` set-up has nothing to install (tests below say otherwise).
+    chromium = tmp_path / "chromium"
+    chromium.write_text("")
+    monkeypatch.setattr(module, "CHROMIUM", chromium)
     module.commands_run = []
     monkeypatch.setattr(module, "run", lambda command: module.commands_run.append([str(c) for c in command]) or 0)
     return module
@@ -69,3 +73,76 @@ def test_ci_runs_exactly_the_readme_test_command():
                    if line.strip() and not line.startswith("#") and not line.startswith(("set ", "cd "))]
     assert ci_commands == ["exec python3 kit.py test"]
     assert "python3 kit.py test" in (REPO / "README.md").read_text()
+
+
+@pytest.fixture
+def debian_root_without_chromium(kit, tmp_path, monkeypatch):
+    """A Debian machine, run as root, where apt-get is there and /usr/bin/chromium is not."""
+    monkeypatch.setattr(kit, "CHROMIUM", tmp_path / "usr-bin-chromium")
+    debian_version = tmp_path / "debian_version"
+    debian_version.write_text("12.7\n")
+    monkeypatch.setattr(kit, "DEBIAN_VERSION", debian_version)
+    monkeypatch.setattr(kit, "is_root", lambda: True)
+    monkeypatch.setattr(kit.shutil, "which", lambda name: f"/usr/bin/{name}")
+    return kit
+
+
+def apt_that_installs(kit, codes=(0, 0), installs=True):
+    """A mocked ``kit.run``: records each command, answers exit codes, "installs" chromium."""
+    answers = iter(codes)
+
+    def run(command):
+        kit.commands_run.append([str(c) for c in command])
+        code = next(answers)
+        if installs and command[:2] == ["apt-get", "install"] and code == 0:
+            kit.CHROMIUM.write_text("")
+        return code
+    return run
+
+
+def test_test_setup_installs_missing_chromium_with_apt_as_root_on_debian(debian_root_without_chromium, monkeypatch):
+    kit = debian_root_without_chromium
+    monkeypatch.setattr(kit, "run", apt_that_installs(kit))
+    assert kit.ensure_chromium() is True
+    assert kit.commands_run == [["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]]
+
+
+def test_test_command_installs_chromium_before_running_pytest(debian_root_without_chromium, monkeypatch):
+    kit = debian_root_without_chromium
+    kit.STAMP.write_text(kit.requirements_hash() + "\n")
+    monkeypatch.setattr(kit, "run", apt_that_installs(kit, codes=(0, 0, 0)))
+    assert kit.main(["test"]) == 0
+    update, install, pytest_run = kit.commands_run
+    assert (update, install) == (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"])
+    assert pytest_run[1:4] == ["-m", "pytest", "tests"]
+
+
+def test_chromium_present_installs_nothing(kit):
+    assert kit.CHROMIUM.exists()
+    assert kit.ensure_chromium() is True
+    assert kit.commands_run == []
+
+
+@pytest.mark.parametrize("machine", ["not root", "not Debian", "no apt-get"])
+def test_chromium_not_installable_is_a_message_not_a_failure(debian_root_without_chromium, monkeypatch, capsys, machine):
+    kit = debian_root_without_chromium
+    if machine == "not root":
+        monkeypatch.setattr(kit, "is_root", lambda: False)
+    elif machine == "not Debian":
+        monkeypatch.setattr(kit, "DEBIAN_VERSION", kit.CHROMIUM.parent / "no-such-file")
+    else:
+        monkeypatch.setattr(kit.shutil, "which", lambda name: None)
+    assert kit.ensure_chromium() is False
+    assert kit.commands_run == []
+    message = capsys.readouterr().err
+    assert "No Chromium" in message and "browser tests" in message and "skipped" in message
+
+
+def test_failing_apt_get_is_a_message_and_the_tests_still_run(debian_root_without_chromium, monkeypatch, capsys):
+    kit = debian_root_without_chromium
+    kit.STAMP.write_text(kit.requirements_hash() + "\n")
+    monkeypatch.setattr(kit, "run", apt_that_installs(kit, codes=(100, 0)))  # apt-get update fails, pytest passes
+    assert kit.main(["test"]) == 0
+    assert kit.commands_run[0] == ["apt-get", "update"]
+    assert kit.commands_run[1][1:3] == ["-m", "pytest"]  # no install attempted after a failed update
+    assert "apt-get failed (exit code 100)" in capsys.readouterr().err

@@ -1,50 +1,12 @@
 """`python3 kit.py lab` starts JupyterLab on notebooks/: start it the same way, ask its REST API, stop it."""
-import importlib.util
-import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-TOKEN = "rlkit-test-token"
-
-
-def load_kit():
-    spec = importlib.util.spec_from_file_location("kit", REPO / "kit.py")
-    kit = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(kit)
-    return kit
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def get_json(url: str):
-    request = urllib.request.Request(url, headers={"Authorization": f"token {TOKEN}"})
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return response.status, json.load(response)
-
-
-def wait_for_server(base: str, server: subprocess.Popen, seconds: float = 90.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise AssertionError(f"JupyterLab exited early with code {server.returncode}")
-        try:
-            return get_json(f"{base}/api/status")
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.5)
-    raise AssertionError(f"JupyterLab did not answer on {base} within {seconds} s")
+from lab_support import REPO, TOKEN, free_port, get_json, load_kit, wait_for_server
 
 
 @pytest.mark.slow
