@@ -13,38 +13,17 @@ import numpy as np
 import pytest
 import torch
 
+from agent_support import SMALL, assert_same_tensors, one_thread_for_the_module, run, setup, without_times
 from rlkit.agents import AGENTS, ACKTR, make_agent, resolve_config
 from rlkit.envs import EnvSummary, make_vec_env
 from rlkit.rollout import RolloutCollector
 from rlkit.trust_region import effective_step_size
 
 ENVS = ("CartPole-v1", "InvertedPendulum-v5")
-SMALL = {"num_envs": 4, "num_steps": 8}
 VARIANTS = [("a2c", False), ("a2c", True), ("acktr", False), ("acktr", True), ("trpo", False)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # shared CI cores; also makes CPU results bit-reproducible
-    yield
-    torch.set_num_threads(threads)
-
-
-def setup(name, env_id, seed=0, preset="classic", **overrides):
-    """(agent, collector) for a small batch of env_id."""
-    overrides = {**SMALL, **overrides}
-    envs = make_vec_env(env_id, overrides["num_envs"])
-    agent = make_agent(name, EnvSummary.of(envs), overrides, seed=seed, preset=preset)
-    return agent, RolloutCollector(envs, agent.config.num_steps, seed=seed)
-
-
-def run(agent, collector, updates):
-    return [agent.update(collector.collect(agent.policy)) for _ in range(updates)]
-
-
-def without_times(diagnostics):
-    return [{k: v for k, v in d.items() if not k.startswith("time_")} for d in diagnostics]
+one_thread = pytest.fixture(autouse=True, scope="module")(one_thread_for_the_module)
 
 
 def parameters(agent):
@@ -52,10 +31,7 @@ def parameters(agent):
 
 
 def assert_same_parameters(a, b):
-    pa, pb = parameters(a), parameters(b)
-    assert pa.keys() == pb.keys()
-    for n in pa:
-        assert torch.equal(pa[n], pb[n]), n
+    assert_same_tensors(parameters(a), parameters(b))
 
 
 def summary(action_kind="MultiDiscrete"):

@@ -14,13 +14,14 @@ import numpy as np
 import pytest
 import torch
 
+from agent_support import SMALL, assert_same_tensors, one_thread_for_the_module, run, without_times
+from agent_support import setup as setup_agent
 from rlkit.agents import AGENTS, VMPO, make_agent, resolve_config
 from rlkit.agents.vmpo import PopArt
 from rlkit.data import find_row, load_table
 from rlkit.envs import EnvSummary, make_vec_env
 from rlkit.rollout import RolloutCollector
 
-SMALL = {"num_envs": 4, "num_steps": 8}
 ENVS = ("CartPole-v1", "Pendulum-v1", "InvertedPendulum-v5")
 COMMON_KEYS = ["estep_kl", "max_weight", "num_selected", "temperature_loss", "policy_loss", "entropy", "value_loss",
                "explained_variance", "grad_norm", "target_updated", "popart_mu", "popart_sigma", "time_update"]
@@ -28,28 +29,12 @@ DISCRETE_KEYS = ["eta", "alpha", "eps_alpha", "mstep_kl", *COMMON_KEYS]
 CONTINUOUS_KEYS = ["eta", "alpha_mu", "alpha_sigma", "mstep_kl_mean", "mstep_kl_cov", *COMMON_KEYS]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # shared CI cores; also makes CPU results bit-reproducible
-    yield
-    torch.set_num_threads(threads)
+one_thread = pytest.fixture(autouse=True, scope="module")(one_thread_for_the_module)
 
 
 def setup(env_id, seed=0, preset="classic", **overrides):
-    """(agent, collector) for a small batch of env_id."""
-    overrides = {**SMALL, **overrides}
-    envs = make_vec_env(env_id, overrides["num_envs"])
-    agent = make_agent("vmpo", EnvSummary.of(envs), overrides, seed=seed, preset=preset)
-    return agent, RolloutCollector(envs, agent.config.num_steps, seed=seed)
-
-
-def run(agent, collector, updates):
-    return [agent.update(collector.collect(agent.policy)) for _ in range(updates)]
-
-
-def without_times(diagnostics):
-    return [{k: v for k, v in d.items() if not k.startswith("time_")} for d in diagnostics]
+    """(V-MPO agent, collector) for a small batch of env_id."""
+    return setup_agent("vmpo", env_id, seed, preset, **overrides)
 
 
 def parameters(agent):
@@ -60,10 +45,7 @@ def parameters(agent):
 
 
 def assert_same_parameters(a, b):
-    pa, pb = parameters(a), parameters(b)
-    assert pa.keys() == pb.keys()
-    for n in pa:
-        assert torch.equal(pa[n], pb[n]), n
+    assert_same_tensors(parameters(a), parameters(b))
 
 
 # ----------------------------------------------------------------------------- smoke runs and diagnostics
