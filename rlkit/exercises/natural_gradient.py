@@ -12,7 +12,7 @@ import math
 import torch
 
 from rlkit.exercises import close
-from rlkit.exercises import report
+from rlkit.exercises import NOT_DONE, report
 from rlkit.fisher import DiagonalGaussian, fisher_matrix
 from rlkit.toy import ONE_INPUT, GaussianFit, descent_path, gaussian_kl
 from rlkit.trust_region import predicted_kl
@@ -29,7 +29,6 @@ __all__ = [
     "check_sigma_after_step",
 ]
 
-NOT_DONE = "replace None with your answer"
 
 #: Exercise 1: the Fisher in the (μ, v = σ²) coordinates at this (μ, σ).
 VARIANCE_POINT = (1.0, 2.0)
