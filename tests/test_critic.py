@@ -10,7 +10,6 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn as nn
-from torch.func import functional_call, jacrev, vmap
 
 from rlkit.critic import (
     GAUSSIAN_LOG_STD_FISHER,
@@ -22,24 +21,11 @@ from rlkit.critic import (
     value_fisher_loss,
     value_fisher_sqrt,
 )
+from curvature_reference import per_sample_jacobian
 from rlkit.kfac import KFAC
 
 DT = torch.float64
 TIGHT = dict(rtol=1e-9, atol=1e-11)
-
-
-def jacobian(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """(N, K, P) per-sample Jacobian of the flattened output w.r.t. all parameters."""
-    params = {k: v.detach() for k, v in model.named_parameters()}
-
-    def f(p, xi):
-        out = functional_call(model, p, (xi.unsqueeze(0),))
-        if isinstance(out, tuple):
-            out = torch.cat([o.reshape(-1) for o in out])
-        return out.reshape(-1)
-
-    J = vmap(jacrev(f), in_dims=(None, 0))(params, x)
-    return torch.cat([J[k].reshape(x.shape[0], J[k].shape[1], -1) for k in params], dim=2)
 
 
 def layer_slice(model: nn.Module, prefix: str) -> slice:
@@ -92,7 +78,7 @@ def test_critic_block_exact_expectation_equals_JtJ_over_sigma_squared(sigma):
     x = torch.randn(1, 3, dtype=DT)
     v = model(x)
     kfac.update_stats_exact([(v, value_fisher_sqrt(v, sigma))])
-    J = jacobian(model, x)[0]  # (1, P)
+    J = per_sample_jacobian(model, x)[0]  # (1, P)
     G = J.T @ J / sigma**2
     for name, layer in kfac.layers.items():
         sl = layer_slice(model, name)
@@ -114,7 +100,7 @@ def test_critic_block_monte_carlo(style, sigma, scale):
     kw = dict(style="baselines") if style == "baselines" else dict(sigma=sigma)
     kfac.update_stats(value_fisher_loss(v, generator=torch.Generator().manual_seed(5), **kw))
     eps = torch.randn((m, 1), generator=torch.Generator().manual_seed(5), dtype=DT)
-    J = jacobian(model, x)[0]
+    J = per_sample_jacobian(model, x)[0]
     G = J.T @ J
     mean_eps2 = (eps**2).mean().item()
     for name, layer in kfac.layers.items():
@@ -228,7 +214,7 @@ def test_shared_trunk_batch_one_equals_dense_joint_fisher():
     x = torch.randn(1, 3, dtype=DT)
     logits, v = model(x)
     kfac.update_stats_exact([(logits, categorical_fisher_sqrt(logits)), (v, value_fisher_sqrt(v, sigma))])
-    J = jacobian(model, x)[0]  # (5, P): 4 logits then the value
+    J = per_sample_jacobian(model, x)[0]  # (5, P): 4 logits then the value
     p = torch.softmax(logits[0].detach(), -1)
     F_pi = J[:4].T @ (torch.diag(p) - torch.outer(p, p)) @ J[:4]
     F_v = J[4:].T @ J[4:] / sigma**2

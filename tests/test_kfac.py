@@ -1,6 +1,6 @@
 """K-FAC (rlkit.kfac) against independent dense computations, in float64.
 
-Dense references are built here with torch.func (vmap/jacrev/functional_call) or
+Dense references are built with torch.func (tests/curvature_reference.py) or
 explicit loops, and Kronecker layouts are re-derived by hand, so that nothing below
 trusts the code under test (nor rlkit.fisher).
 """
@@ -13,7 +13,6 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.func import functional_call, jacrev, vmap
 
 from rlkit.critic import (
     categorical_fisher_loss,
@@ -21,6 +20,7 @@ from rlkit.critic import (
     gaussian_fisher_loss,
     gaussian_fisher_sqrt,
 )
+from curvature_reference import per_sample_jacobian
 from rlkit.kfac import KFAC
 from rlkit.nets import NatureCNN
 
@@ -29,18 +29,6 @@ TIGHT = dict(rtol=1e-9, atol=1e-11)
 
 
 # --------------------------------------------------------------------------- references
-
-
-def per_sample_jacobian(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """J of shape (N, K, P): output (flattened to K) w.r.t. all parameters, per sample."""
-    params = {k: v.detach() for k, v in model.named_parameters()}
-
-    def f(p, xi):
-        return functional_call(model, p, (xi.unsqueeze(0),)).reshape(-1)
-
-    J = vmap(jacrev(f), in_dims=(None, 0))(params, x)
-    n = x.shape[0]
-    return torch.cat([J[k].reshape(n, J[k].shape[1], -1) for k in params], dim=2)
 
 
 def dense_fisher(J: torch.Tensor, F_out: torch.Tensor) -> torch.Tensor:
