@@ -8,14 +8,6 @@ from rlkit.rollout import RolloutCollector
 SMALL = {"num_envs": 4, "num_steps": 8}
 
 
-def one_thread_for_the_module():
-    """Body of an autouse module fixture: one torch thread, restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # shared CI cores; also makes CPU results bit-reproducible
-    yield
-    torch.set_num_threads(threads)
-
-
 def setup(name, env_id, seed=0, preset="classic", **overrides):
     """(agent, collector) for a small batch of env_id."""
     overrides = {**SMALL, **overrides}

@@ -6,8 +6,6 @@ from rlkit.agents import make_agent
 from rlkit.envs import EnvSummary, make_vec_env
 from rlkit.rollout import RolloutCollector
 
-torch.set_num_threads(1)  # small nets: one thread is deterministic and fast on a shared CPU
-
 
 def setup(seed=0, **overrides):
     overrides = {"num_envs": 2, "num_steps": 8, **overrides}

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from agent_support import SMALL, assert_same_tensors, one_thread_for_the_module, run, setup, without_times
+from agent_support import SMALL, assert_same_tensors, run, setup, without_times
 from rlkit.agents import AGENTS, ACKTR, make_agent, resolve_config
 from rlkit.envs import EnvSummary, make_vec_env
 from rlkit.rollout import RolloutCollector
@@ -21,9 +21,6 @@ from rlkit.trust_region import effective_step_size
 
 ENVS = ("CartPole-v1", "InvertedPendulum-v5")
 VARIANTS = [("a2c", False), ("a2c", True), ("acktr", False), ("acktr", True), ("trpo", False)]
-
-
-one_thread = pytest.fixture(autouse=True, scope="module")(one_thread_for_the_module)
 
 
 def parameters(agent):

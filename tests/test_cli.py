@@ -17,14 +17,6 @@ REPO = Path(__file__).resolve().parents[1]
 SMALL = ["--num-envs", "4", "--num-steps", "16", "--hidden-sizes", "16", "16", "--no-progress"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def cli(capsys, *argv):
     """(exit status, stdout, stderr) of ``python -m rlkit *argv``, in this process."""
     try:

@@ -9,9 +9,6 @@ import torch
 from rlkit.critic_demos import (critic_curvatures, dense_jtj, final_return, linear_least_squares, mlp_fit,
                                 regression_batch, sigma_scaling, steps_to_threshold, update_column, value_net)
 
-# Tiny problems: one thread is as fast and keeps results bit-identical under CPU contention.
-torch.set_num_threads(1)
-
 
 def test_dense_jtj_of_a_linear_model_is_phi_t_phi():
     torch.manual_seed(0)

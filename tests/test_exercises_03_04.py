@@ -11,14 +11,6 @@ from rlkit.exercises import kfac_practice as ex04
 from rlkit.exercises import kronecker as ex03
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _layout():
     p = ex03.layout_problem()
     return p["A"], p["S"], p["G"], torch.linalg.inv(p["A"]), torch.linalg.inv(p["S"])

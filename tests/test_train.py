@@ -34,15 +34,6 @@ from rlkit.train import evaluate, resume, train
 SMALL = {"num_envs": 4, "num_steps": 16, "hidden_sizes": [16, 16]}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small networks on a shared 2-core machine: one torch thread is much faster (and results are per thread count)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def run(tmp_path, name="run", algorithm="a2c", env="CartPole-v1", steps=300, seed=0, overrides=SMALL, **kwargs):
     return train(algorithm, env, steps=steps, seed=seed, overrides=dict(overrides), run_dir=tmp_path / name,
                  progress=False, **kwargs)

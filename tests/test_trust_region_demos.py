@@ -20,7 +20,6 @@ DTYPE = torch.float64
 
 @pytest.fixture(scope="module")
 def batch():
-    torch.set_num_threads(1)
     return trd.fixed_batch()
 
 
@@ -161,7 +160,6 @@ def test_panel_data_holds_both_conventions_and_the_marked_point(batch):
 
 @pytest.fixture(scope="module")
 def short_runs():
-    torch.set_num_threads(1)
     return {pre: trd.contextual_run(pre, delta=0.01, updates=25, seed=0) for pre in trd.PRECONDITIONERS}
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from agent_support import SMALL, assert_same_tensors, one_thread_for_the_module, run, without_times
+from agent_support import SMALL, assert_same_tensors, run, without_times
 from agent_support import setup as setup_agent
 from rlkit.agents import AGENTS, VMPO, make_agent, resolve_config
 from rlkit.agents.vmpo import PopArt
@@ -27,9 +27,6 @@ COMMON_KEYS = ["estep_kl", "max_weight", "num_selected", "temperature_loss", "po
                "explained_variance", "grad_norm", "target_updated", "popart_mu", "popart_sigma", "time_update"]
 DISCRETE_KEYS = ["eta", "alpha", "eps_alpha", "mstep_kl", *COMMON_KEYS]
 CONTINUOUS_KEYS = ["eta", "alpha_mu", "alpha_sigma", "mstep_kl_mean", "mstep_kl_cov", *COMMON_KEYS]
-
-
-one_thread = pytest.fixture(autouse=True, scope="module")(one_thread_for_the_module)
 
 
 def setup(env_id, seed=0, preset="classic", **overrides):

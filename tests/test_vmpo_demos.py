@@ -9,9 +9,6 @@ import torch
 
 from rlkit import vmpo_demos as vd
 
-# Tiny problems: one thread is as fast, bit-reproducible, and leaves the shared cores to others.
-torch.set_num_threads(1)
-
 
 @pytest.fixture(scope="module")
 def bandit():

@@ -7,7 +7,6 @@ import math
 import ipywidgets as widgets
 import numpy as np
 import pytest
-import torch
 from matplotlib.figure import Figure
 
 from rlkit import trust_region_demos as trd
@@ -16,7 +15,6 @@ from rlkit.widgets import Panel, draw_trust_region, trust_region_panel
 
 @pytest.fixture(scope="module")
 def batch():
-    torch.set_num_threads(1)
     return trd.fixed_batch()
 
 

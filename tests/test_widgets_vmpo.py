@@ -6,13 +6,9 @@ import base64
 import ipywidgets as widgets
 import numpy as np
 import pytest
-import torch
 
 from rlkit import vmpo_demos as vd
 from rlkit.widgets import eps_alpha_panel, eps_eta_panel
-
-# Tiny problems: one thread is as fast, bit-reproducible, and leaves the shared cores to others.
-torch.set_num_threads(1)
 
 
 def _png(panel) -> bytes:
