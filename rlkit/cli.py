@@ -1,4 +1,4 @@
-"""The command line: ``python -m rlkit train | plot | evaluate``.
+"""The command line: ``python -m rlkit train | plot | evaluate | reproduce | sweep | report``.
 
 The agent hyperparameter flags are generated from the agents' ``Config`` dataclasses: field
 ``eta_max`` is ``--eta-max``, ``stats_decay`` is ``--stats-decay`` (one name per concept, the
@@ -28,6 +28,17 @@ examples:
   python -m rlkit train --resume runs/acktr-CartPole-v1-s0 --steps 200000
   python -m rlkit plot runs/acktr-CartPole-v1-s* runs/a2c-CartPole-v1-s* --out cartpole.png
   python -m rlkit evaluate runs/acktr-CartPole-v1-s0 --episodes 10
+  python -m rlkit reproduce acktr-table2 --scale laptop --workers 2
+  python -m rlkit reproduce acktr-table1 --scale paper --backend ray --address auto --out /shared/acktr-table1
+  python -m rlkit sweep acktr-delta-eta-max --workers 2
+  python -m rlkit report runs/reproduce/acktr-table2-laptop
+"""
+
+GRID_EPILOG = """\
+A grid is continued where it stopped when the same command is given again: finished runs are
+skipped, half-finished runs resume exactly from their latest checkpoint, failed runs are retried.
+--backend ray runs one Ray task per run on the cluster at --address (default: a local one), with
+the same directory layout; DIR must then be on a file system every node sees.
 """
 
 TRAIN_EPILOG = """\
@@ -159,7 +170,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, list[str]]:
 
     parser = _Parser(prog="python -m rlkit", description="rlkit: train, plot and evaluate natural-gradient RL agents.",
                      epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
-    commands = parser.add_subparsers(dest="command", metavar="{train,plot,evaluate}", parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", metavar="{train,plot,evaluate,reproduce,sweep,report}",
+                                     parser_class=_Parser)
     commands.required = True
 
     train = commands.add_parser(
@@ -201,7 +213,51 @@ def build_parser() -> tuple[argparse.ArgumentParser, list[str]]:
     evaluate.add_argument("--episodes", type=_positive_int, default=10, metavar="N", help="episodes to play (default 10)")
     evaluate.add_argument("--seed", type=_int, metavar="S", help="env seed (default: the run's seed + 1000000)")
     evaluate.add_argument("--video", metavar="FILE", help="write the frames as a video: .mp4 (imageio-ffmpeg) or .gif")
+    _add_grid_commands(commands)
     return parser, names
+
+
+def _add_grid_commands(commands) -> None:
+    from rlkit.experiments import EXPERIMENTS, SCALES, SWEEPS
+    from rlkit.grid import BACKENDS
+
+    listing = "experiments:\n" + "\n".join(f"  {name:24s} {e.title}" for name, e in EXPERIMENTS.items()
+                                            if e.kind != "sweep")
+    reproduce = commands.add_parser(
+        "reproduce", help="run a table or figure of the papers as a grid of runs, then report it",
+        description="Run an experiment's grid (every env × variant × seed at the chosen scale) and write its "
+                    "report (report.md, learning_curves.png) into the grid directory.",
+        epilog=listing + "\n\n" + GRID_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    reproduce.add_argument("experiment", choices=[n for n, e in EXPERIMENTS.items() if e.kind != "sweep"],
+                           metavar="EXPERIMENT", help="which table or figure (listed below)")
+    reproduce.add_argument("--scale", choices=SCALES, default="laptop",
+                           help="smoke: checks the pipeline; laptop: what a 2-core CPU affords; paper: the paper's "
+                                "tasks, steps and seeds (a cluster). Default laptop")
+    sweep = commands.add_parser(
+        "sweep", help="run a hyperparameter sweep and write its compact table for the notebooks' sliders",
+        description="Run a sweep's grid (every hyperparameter point × seed) and write its table "
+                    "(data/sweeps/NAME.csv and .json, what rlkit.sweeps and the notebooks read).",
+        epilog=GRID_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    sweep.add_argument("experiment", choices=SWEEPS, metavar="SWEEP", help="one of: " + ", ".join(SWEEPS))
+    sweep.add_argument("--scale", choices=("smoke", "laptop"), default="laptop", help="default laptop")
+    sweep.add_argument("--table", metavar="CSV", help="where the table goes (default data/sweeps/SWEEP.csv; with "
+                                                      "--scale smoke: DIR/SWEEP.csv)")
+    for grid in (reproduce, sweep):
+        grid.add_argument("--seeds", type=_positive_int, metavar="N", help="seeds 0..N-1 (default: the scale's)")
+        grid.add_argument("--backend", choices=BACKENDS, default="local", help="local process pool (default) or Ray")
+        grid.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                          help="local processes (default 1: in this process); the ray backend uses the cluster's CPUs")
+        grid.add_argument("--address", metavar="ADDR", help="Ray cluster address ('auto', 'ray://host:10001'); "
+                                                            "default: start a local one")
+        grid.add_argument("--retries", type=_non_negative_int, default=2, metavar="K",
+                          help="restarts of a run whose worker died (it resumes from its checkpoint); default 2")
+        grid.add_argument("--out", metavar="DIR", help="grid directory (default runs/reproduce/EXPERIMENT-SCALE, "
+                                                       "runs/sweeps/SWEEP-SCALE)")
+        grid.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    report = commands.add_parser("report", help="a finished grid as the paper's table, our numbers beside the paper's",
+                                 description="Print a grid's report and write DIR/report.md and DIR/learning_curves.png.",
+                                 allow_abbrev=False)
+    report.add_argument("grid_dir", metavar="DIR", help="a directory written by reproduce or sweep")
 
 
 # ----------------------------------------------------------------------------- commands
@@ -266,6 +322,50 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_grid_command(args: argparse.Namespace, argv: list[str]) -> int:
+    from rlkit.experiments import experiment
+    from rlkit.grid import run_grid, summarize_outcomes
+
+    exp = experiment(args.experiment)
+    kind = "reproduce" if args.command == "reproduce" else "sweeps"
+    root = Path(args.out or Path("runs") / kind / f"{exp.name}-{args.scale}")
+    if args.backend == "local" and args.address is not None:
+        raise RunError("--address is for --backend ray")
+    runs = exp.runs(args.scale, args.seeds)
+    command = "python -m rlkit " + shlex.join(argv)
+    print(f"{exp.title}: {len(runs)} runs at scale {args.scale} into {root} ({args.backend} backend)")
+    outcomes = run_grid(runs, root, backend=args.backend, workers=args.workers, address=args.address,
+                        retries=args.retries, progress=args.progress, command=command,
+                        about={"experiment": exp.name, "scale": args.scale, "seeds": args.seeds})
+    print(f"{root}: {summarize_outcomes(outcomes)}")
+    failed = [o for o in outcomes if o.failed]
+    for outcome in failed:
+        print(f"  FAILED {outcome.run.name}: {outcome.error}", file=sys.stderr)
+    if args.command == "sweep" and not failed:
+        from rlkit.report import write_sweep_table
+
+        table = Path(args.table) if args.table else (
+            root / f"{exp.name}.csv" if args.scale == "smoke" else Path("data") / "sweeps" / f"{exp.name}.csv")
+        print(f"wrote {write_sweep_table(root, table, command)} and {table.with_suffix('.json')}")
+    else:
+        _report_grid(root)
+    if failed:
+        print(f"rlkit {args.command}: {len(failed)} run(s) failed; the others are kept. Give the same command "
+              "again to retry them.", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _report_grid(root: Path) -> int:
+    from rlkit.report import report
+
+    result = report(root)
+    text, png = result.save(root)
+    print(result.markdown)
+    print(f"wrote {text} and {png}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser, names = build_parser()
@@ -276,11 +376,17 @@ def main(argv: list[str] | None = None) -> int:
             return _train(args, names, argv)
         if args.command == "plot":
             return _plot(args)
+        if args.command in ("reproduce", "sweep"):
+            return _run_grid_command(args, argv)
+        if args.command == "report":
+            return _report_grid(Path(args.grid_dir))
         return _evaluate(args)
     except RunError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"\n{prog}: interrupted; a training run continues from its latest checkpoint with "
-              "python -m rlkit train --resume RUN_DIR", file=sys.stderr)
+        again = ("give the same command again: finished runs are kept, the others resume from their checkpoints"
+                 if args.command in ("reproduce", "sweep") else
+                 "a training run continues from its latest checkpoint with python -m rlkit train --resume RUN_DIR")
+        print(f"\n{prog}: interrupted; {again}", file=sys.stderr)
         return 130

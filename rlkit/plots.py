@@ -22,7 +22,8 @@ import numpy as np
 
 from rlkit.runs import CONFIG_FILE, EPISODES_FILE, RunError, read_config, read_csv
 
-__all__ = ["RunCurve", "CurveGroup", "find_runs", "load_run", "learning_curves", "plot_learning_curves"]
+__all__ = ["RunCurve", "CurveGroup", "find_runs", "load_run", "learning_curves", "plot_learning_curves",
+           "smoothed_returns", "value_at"]
 
 AXES = (("env_steps", "env steps"), ("wall_time_s", "wall time (s)"))
 
@@ -84,7 +85,7 @@ def load_run(run_dir: str | os.PathLike) -> RunCurve:
                     columns["wall_time_s"], columns["episode_return"])
 
 
-def _smoothed(returns: np.ndarray, window: int) -> np.ndarray:
+def smoothed_returns(returns: np.ndarray, window: int) -> np.ndarray:
     """Mean of the last ``window`` returns at each episode."""
     sums = np.cumsum(np.concatenate([[0.0], returns]))
     counts = np.minimum(np.arange(1, len(returns) + 1), window)
@@ -92,7 +93,7 @@ def _smoothed(returns: np.ndarray, window: int) -> np.ndarray:
     return (sums[ends] - sums[ends - counts]) / counts
 
 
-def _at(x_events: np.ndarray, values: np.ndarray, grid: np.ndarray) -> np.ndarray:
+def value_at(x_events: np.ndarray, values: np.ndarray, grid: np.ndarray) -> np.ndarray:
     """The value of the last event at or before each grid point (NaN before the first)."""
     index = np.searchsorted(x_events, grid, side="right") - 1
     out = np.full(grid.shape, np.nan)
@@ -120,7 +121,7 @@ def learning_curves(run_dirs: Sequence[str | os.PathLike], window: int = 10, poi
         for axis, _ in AXES:
             end = min(float(getattr(run, axis)[-1]) for run in members)
             grid = np.linspace(0.0, end, points)
-            curves = np.stack([_at(getattr(run, axis), _smoothed(run.returns, window), grid) for run in members])
+            curves = np.stack([value_at(getattr(run, axis), smoothed_returns(run.returns, window), grid) for run in members])
             defined = ~np.isnan(curves).any(axis=0)  # every run has an episode by then
             x[axis] = grid[defined]
             mean[axis] = curves[:, defined].mean(axis=0)

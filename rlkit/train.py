@@ -182,7 +182,7 @@ def train(
     agents = _agents()
     cls = _agent_class(agents, algorithm)
     device = _check_device(device)
-    family = _family(env)
+    family = env_family(env)
     preset = agents.default_preset(SimpleNamespace(family=family)) if preset is None else preset
     with _as_run_error():
         config = agents.resolve_config(algorithm, overrides or {}, preset=preset, env_summary=SimpleNamespace(family=family))
@@ -535,7 +535,9 @@ def _check_device(device: str | torch.device) -> torch.device:
     return device
 
 
-def _family(env: str) -> str:
+def env_family(env: str) -> str:
+    """The preset family of a registered env id: ``"atari"``, ``"mujoco"`` or ``"classic"`` (a ``RunError``
+    naming the extra that provides an unknown id)."""
     with _as_run_error():
         return family_of(registered_spec(env))
 
