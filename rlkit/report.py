@@ -315,7 +315,7 @@ def sweep_rows(root: str | os.PathLike, points: int = SWEEP_POINTS) -> tuple[lis
         steps, returns = _episodes(run_dir)
         updates = _updates(run_dir)
         update_steps = np.array([float(u["env_steps"]) for u in updates])
-        grid = np.linspace(run.steps / points, run.steps, points)
+        grid = np.unique(np.round(np.linspace(run.steps / points, run.steps, points)))  # tiny runs: fewer points
         curve = value_at(steps, smoothed_returns(returns, 10), grid) if len(returns) else np.full(points, np.nan)
         counts = np.searchsorted(steps, grid, side="right")
         values = dict(run.overrides)
@@ -354,7 +354,7 @@ def write_sweep_table(root: str | os.PathLike, out: str | os.PathLike, command: 
     write_csv(out, columns, rows)
     exp = experiment(about["experiment"])
     meta = {"experiment": exp.name, "title": exp.title, "scale": about.get("scale"), "axes": dict(exp.axes),
-            "env": runs[0].env, "steps": runs[0].steps, "seeds": sorted({r.seed for r in runs}),
+            "algorithm": exp.variants[0].algorithm, "threshold": exp.thresholds.get(runs[0].env), "env": runs[0].env, "steps": runs[0].steps, "seeds": sorted({r.seed for r in runs}),
             "points": SWEEP_POINTS, "command": command or about.get("command"), "versions": _versions(),
             "columns": {"episode_return": "mean return of the last 10 episodes ended by env_steps",
                         "episodes": "episodes ended by env_steps",

@@ -34,6 +34,11 @@ curves of the direction's cosines and length.
 ``eps_eta_panel``: notebook 08, V-MPO's E-step temperature (``rlkit.vmpo_demos``): slider ``eps_eta``
 (log); L_η(η) and its minimizer η*, KL(ψ ‖ uniform) crossing ε_η at η*, and ψ at η* sorted.
 
+``sweep_panel``: notebooks 07 and 09, a precomputed sweep (``rlkit.sweeps``): sliders ``delta`` (log) and
+``eta_max`` (ACKTR) or ``eps_eta`` and ``eps_alpha`` (V-MPO, both log) select the nearest swept point;
+its learning curves (per seed and mean), the diagnostic the knobs bound (measured KL for ACKTR, M-step KL
+for V-MPO) and the final return over the whole grid; a **Train live** button trains with the exact values.
+
 ``eps_alpha_panel``: notebook 08, V-MPO's M-step trust region (``rlkit.vmpo_demos``): slider
 ``eps_alpha`` (log) over a precomputed sweep of fits; the fitted KL(π_old ‖ π_new) against ε_α,
 π_old / π_new / Σψ per action, and the KL and α during the chosen fit.
@@ -65,7 +70,8 @@ from rlkit.trust_region_demos import (
 )
 
 __all__ = ["Panel", "trust_region_panel", "draw_trust_region", "damping_panel", "draw_damping",
-           "eps_eta_panel", "draw_eps_eta", "eps_alpha_panel", "draw_eps_alpha"]
+           "eps_eta_panel", "draw_eps_eta", "eps_alpha_panel", "draw_eps_alpha", "sweep_panel", "SweepPanel",
+           "sweep_panel_data", "draw_sweep"]
 
 
 class Panel(widgets.VBox):
@@ -393,3 +399,147 @@ def eps_alpha_panel(sweep: list, *, eps_alpha: float = 0.01) -> Panel:
                                             continuous_update=False),
     }
     return Panel(partial(eps_alpha_panel_data, sweep), draw_eps_alpha, controls, figsize=(13, 3.8))
+
+
+# ----------------------------------------------------------------------------------------------
+# Notebooks 07 and 09: precomputed sweeps (δ × η_max for ACKTR, ε_η × ε_α for V-MPO), live training
+# ----------------------------------------------------------------------------------------------
+
+# The per-update diagnostic drawn beside the curves, by algorithm: what the swept knobs bound.
+SWEEP_DIAGNOSTIC = {"acktr": ("measured_kl", "measured KL(π_old ‖ π_new) per update"),
+                    "vmpo": ("mstep_kl", "M-step KL(π_old ‖ π_θ) per update")}
+
+
+def sweep_panel_data(sweep, grid: dict, live: dict | None = None, **values) -> dict:
+    """The numbers of a sweep panel: :func:`rlkit.sweeps.sweep_point` at ``values``, the heatmap ``grid``
+    (:func:`rlkit.sweeps.sweep_grid`, computed once) and the ``live`` run's curve if one was trained."""
+    from rlkit.sweeps import sweep_point
+
+    data = sweep_point(sweep, **values)
+    algorithm = sweep.meta.get("algorithm", "acktr")
+    name, label = SWEEP_DIAGNOSTIC.get(algorithm, (sweep.diagnostics[0], sweep.diagnostics[0]))
+    return {**data, "grid": grid, "live": live, "diagnostic": name, "diagnostic_label": label,
+            "env": sweep.meta.get("env", ""), "algorithm": algorithm, "threshold": sweep.meta.get("threshold")}
+
+
+def _fmt_point(point: dict) -> str:
+    return ", ".join(f"{name} = {value:.3g}" for name, value in point.items())
+
+
+def draw_sweep(data: dict, fig: Figure | None = None) -> Figure:
+    """Draw :func:`sweep_panel_data`: the learning curves at the chosen point (each seed thin, the mean
+    thick, the live run black), the chosen diagnostic over training, and the final return over the
+    whole grid with the chosen point circled."""
+    if fig is None:
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=(14, 4))
+    curves, diag, heat = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.2, 1.0, 1.0]})
+    steps = data["env_steps"]
+    for seed, returns in zip(data["seeds"], data["returns"]):
+        curves.plot(steps, returns, color="C0", lw=0.8, alpha=0.5)
+    curves.plot(steps, data["mean"], color="C0", lw=2.2, label=f"sweep: mean of {len(data['seeds'])} seeds")
+    live = data.get("live")
+    if live is not None and len(live["env_steps"]):
+        curves.plot(live["env_steps"], live["returns"], color="k", lw=1.5,
+                    label=f"live: {_fmt_point(live['values'])}")
+    if data.get("threshold") is not None:
+        curves.axhline(data["threshold"], color="0.5", ls=":", lw=1)
+    curves.set(xlabel="env steps", ylabel="mean return (last 10 episodes)",
+               title=f"{data['algorithm']} on {data['env']}: {_fmt_point(data['point'])}")
+    curves.legend(fontsize=7, loc="upper left")
+    for values in data["diagnostics"][data["diagnostic"]]:
+        diag.plot(steps, values, color="C3", lw=0.8, alpha=0.6)
+    diag.set_yscale("log")
+    diag.set(xlabel="env steps", title=data["diagnostic_label"])
+    for name in ("delta", "eps_alpha"):
+        if name in data["point"] and data["diagnostic"] in ("measured_kl", "mstep_kl"):
+            diag.axhline(data["point"][name], color="k", ls="--", lw=1, label=f"{name} = {data['point'][name]:.3g}")
+            diag.legend(fontsize=7)
+    grid = data["grid"]
+    image = heat.imshow(grid["values"], origin="lower", aspect="auto", cmap="viridis")
+    heat.set_xticks(range(len(grid["x_values"])), [f"{v:.2g}" for v in grid["x_values"]], fontsize=7)
+    heat.set_yticks(range(len(grid["y_values"])), [f"{v:.2g}" for v in grid["y_values"]], fontsize=7)
+    j = int(np.flatnonzero(np.isclose(grid["x_values"], data["point"][grid["x"]]))[0])
+    i = int(np.flatnonzero(np.isclose(grid["y_values"], data["point"][grid["y"]]))[0])
+    heat.plot(j, i, "o", ms=14, mfc="none", mec="red", mew=2)
+    heat.set(xlabel=grid["x"], ylabel=grid["y"], title="final return, mean over seeds")
+    fig.colorbar(image, ax=heat, fraction=0.05)
+    fig.subplots_adjust(left=0.05, right=0.97, bottom=0.14, top=0.88, wspace=0.28)
+    return fig
+
+
+class SweepPanel(Panel):
+    """A :class:`Panel` over a precomputed sweep, with a **Train live** button.
+
+    The sliders select the nearest swept point (drawn at once from the table). The button trains the
+    sweep's algorithm on its env with the sliders' exact values (seed 0, ``train_steps`` env steps,
+    the classic preset otherwise) into a fresh temporary directory, drawing the curve as it learns.
+    """
+
+    def __init__(self, sweep, controls, *, train_steps: int | None = None):
+        from rlkit.sweeps import sweep_grid
+
+        self.sweep, self.live = sweep, None
+        self.train_steps = int(train_steps or sweep.meta.get("steps", 100_000))
+        grid = sweep_grid(sweep, "final_return")
+        super().__init__(lambda **values: sweep_panel_data(sweep, grid, self.live, **values), draw_sweep, controls,
+                         figsize=(14, 4))
+        self.button = widgets.Button(description="Train live", tooltip="train with these values, seed 0")
+        self.status = widgets.Label(value=f"Train live: {self.train_steps:,} env steps, seed 0")
+        self.button.on_click(lambda _: self.train_live())
+        self.children = (widgets.HBox(list(self.controls.values()) + [self.button, self.status]), self.output)
+
+    def train_live(self, steps: int | None = None, redraw_every: int = 20):
+        """Train with the current slider values; returns the ``rlkit.train.TrainResult``."""
+        import tempfile
+
+        from rlkit.train import train
+
+        values = self.values
+        steps = self.train_steps if steps is None else steps
+        self.live = {"values": values, "env_steps": [], "returns": []}
+        recent: list[float] = []
+
+        def on_update(info) -> None:
+            recent.extend(e.episode_return for e in info.episodes)
+            if recent:
+                self.live["env_steps"].append(info.env_steps)
+                self.live["returns"].append(float(np.mean(recent[-10:])))
+            if info.update % redraw_every == 0:
+                self.status.value = f"training: {info.env_steps:,} / {steps:,} env steps"
+                self.update()
+
+        self.button.disabled = True
+        try:
+            run_dir = tempfile.mkdtemp(prefix="rlkit-live-")
+            result = train(self.sweep.meta.get("algorithm", "acktr"), self.sweep.meta["env"], steps=steps, seed=0,
+                           overrides=values, run_dir=run_dir, overwrite=True, progress=False, callback=on_update)
+            self.status.value = f"trained {result.env_steps:,} env steps in {result.wall_time_s:.0f} s ({run_dir})"
+        finally:
+            self.button.disabled = False
+        self.update()
+        return result
+
+
+def sweep_panel(sweep="acktr-delta-eta-max", *, train_steps: int | None = None, **values) -> SweepPanel:
+    """Sliders over a precomputed sweep (``rlkit.sweeps``): one per axis, named by the kit's names
+    (``delta`` and ``eta_max`` for ACKTR, ``eps_eta`` and ``eps_alpha`` for V-MPO), log sliders for
+    δ, ε_η, ε_α stepping on the swept half-decades, a linear slider for η_max; start values ``values``
+    (default: the middle of each axis). ``sweep``: a name or a :class:`rlkit.sweeps.Sweep`."""
+    from rlkit.sweeps import LOG_AXES, load_sweep
+
+    sweep = load_sweep(sweep) if isinstance(sweep, str) else sweep
+    controls = {}
+    for name, grid in sweep.axes.items():
+        start = float(values.get(name, grid[len(grid) // 2]))
+        if name in LOG_AXES:
+            logs = np.log10(grid)
+            step = float(np.round(np.min(np.diff(logs)), 6)) if len(logs) > 1 else 0.5
+            controls[name] = widgets.FloatLogSlider(value=start, base=10, min=float(logs[0]), max=float(logs[-1]),
+                                                    step=step, description=name, readout_format=".3g",
+                                                    continuous_update=False)
+        else:
+            controls[name] = widgets.FloatSlider(value=start, min=float(grid[0]), max=float(grid[-1]), step=0.05,
+                                                 description=name, readout_format=".2f", continuous_update=False)
+    return SweepPanel(sweep, controls, train_steps=train_steps)
