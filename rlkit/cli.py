@@ -258,6 +258,8 @@ def _add_grid_commands(commands) -> None:
                                  description="Print a grid's report and write DIR/report.md and DIR/learning_curves.png.",
                                  allow_abbrev=False)
     report.add_argument("grid_dir", metavar="DIR", help="a directory written by reproduce or sweep")
+    report.add_argument("--out", metavar="OUTDIR", help="where report.md, learning_curves.png, rows.csv and runs.csv "
+                                                        "go (default DIR; data/reproductions/NAME keeps them in git)")
 
 
 # ----------------------------------------------------------------------------- commands
@@ -356,13 +358,13 @@ def _run_grid_command(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
-def _report_grid(root: Path) -> int:
+def _report_grid(root: Path, out: str | None = None) -> int:
     from rlkit.report import report
 
     result = report(root)
-    text, png = result.save(root)
+    written = result.save(root if out is None else Path(out))
     print(result.markdown)
-    print(f"wrote {text} and {png}")
+    print("wrote " + ", ".join(map(str, written)))
     return 0
 
 
@@ -379,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("reproduce", "sweep"):
             return _run_grid_command(args, argv)
         if args.command == "report":
-            return _report_grid(Path(args.grid_dir))
+            return _report_grid(Path(args.grid_dir), args.out)
         return _evaluate(args)
     except RunError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)

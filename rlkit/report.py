@@ -112,12 +112,44 @@ class Report:
     figure: object
     summaries: list[RunSummary] = field(default_factory=list)
 
-    def save(self, directory: str | os.PathLike) -> tuple[Path, Path]:
+    def save(self, directory: str | os.PathLike) -> list[Path]:
+        """Write ``report.md``, ``learning_curves.png``, ``rows.csv`` (the table's numbers: ``x_mean`` and
+        ``x_std`` for each mean ± std) and ``runs.csv`` (one row per run) into ``directory``: small files,
+        what ``data/reproductions/`` keeps of a grid (its run directories stay out of git)."""
+        from rlkit.runs import write_csv
+
         directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
         text, png = directory / "report.md", directory / "learning_curves.png"
         text.write_text(self.markdown, encoding="utf-8")
         self.figure.savefig(png, dpi=100, bbox_inches="tight")
-        return text, png
+        flat = [_flatten(row) for row in self.rows]
+        columns = list(dict.fromkeys(key for row in flat for key in row))
+        write_csv(directory / "rows.csv", columns, flat)
+        run_columns = ["run", "algorithm", "env", "seed", "steps", "overrides", "episodes", "env_steps", "wall_time_s",
+                       "final_return", "episodes_to_threshold", "steps_to_threshold", "steps_per_second"]
+        write_csv(directory / "runs.csv", run_columns, [{
+            "run": s.run.name, "algorithm": s.run.algorithm, "env": s.run.env, "seed": s.run.seed,
+            "steps": s.run.steps, "overrides": ";".join(f"{k}={v}" for k, v in s.run.overrides),
+            "episodes": s.episodes, "env_steps": s.env_steps, "wall_time_s": round(s.wall_time_s, 2),
+            "final_return": s.final_return, "episodes_to_threshold": s.episodes_to_threshold,
+            "steps_to_threshold": s.steps_to_threshold,
+            "steps_per_second": None if s.steps_per_second is None else round(s.steps_per_second, 1),
+        } for s in self.summaries])
+        return [text, png, directory / "rows.csv", directory / "runs.csv"]
+
+
+STATISTICS = ("final_return", "episodes_to_threshold", "steps_to_threshold", "steps_per_second")  # mean ± std columns
+
+
+def _flatten(row: dict) -> dict:
+    flat = {}
+    for key, value in row.items():
+        if key in STATISTICS:
+            flat[f"{key}_mean"], flat[f"{key}_std"] = value if value is not None else (None, None)
+        else:
+            flat[key] = value
+    return flat
 
 
 def _mean_std(values: list[float]) -> tuple[float, float] | None:
