@@ -220,7 +220,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                                                                          "delta=0.01,eta_max=1")),
          "laptop": Scale((("CartPole-v1", 100_000),), 3)},
         thresholds={"CartPole-v1": 475}, axes=ACKTR_DELTA_ETA_MAX_AXES,
-        notes="δ on half-decades 1e-4 … 1e-2 (the classic preset: 2e-3), η_max ∈ {0.05, 0.1, 0.25, 0.5, 1}; "
+        notes="δ on half-decades 1e-4 … 3.2e-2 (the classic preset: 2e-3), η_max ∈ {0.05, 0.1, 0.25, 0.5, 1}; "
               "everything else the classic preset."),
     Experiment(
         "vmpo-eps-eta-eps-alpha", "Sweep: V-MPO's ε_η × ε_α on CartPole-v1",
