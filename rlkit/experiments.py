@@ -228,7 +228,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         _grid_variants("vmpo", VMPO_EPS_AXES),
         {"smoke": Scale((("CartPole-v1", SMOKE_STEPS),), 1, SMOKE, only=("eps_eta=0.01,eps_alpha=0.001",
                                                                          "eps_eta=1,eps_alpha=0.1")),
-         "laptop": Scale((("CartPole-v1", 200_000),), 3)},
+         "laptop": Scale((("CartPole-v1", 200_000),), 2)},
         thresholds={"CartPole-v1": 475}, axes=VMPO_EPS_AXES,
         notes="ε_η on half-decades 1e-2 … 1 (the classic preset: 0.1), ε_α on half-decades 1e-3 … 1e-1 (0.01); "
               "everything else the classic preset."),

@@ -159,7 +159,8 @@ def _check_matches(run: GridRun, run_dir: Path) -> None:
     mine = {"algorithm": run.algorithm, "env": run.env, "seed": run.seed}
     differ = [f"{key} {config.get(key)!r} (grid: {value!r})" for key, value in mine.items() if config.get(key) != value]
     theirs = config.get("agent", {})
-    differ += [f"{name} {theirs.get(name)!r} (grid: {value!r})" for name, value in run.overrides
+    wanted = json.loads(json.dumps(dataclasses.asdict(_resolved_config(run))))  # every hyperparameter, not only the overrides
+    differ += [f"{name} {theirs.get(name)!r} (grid: {value!r})" for name, value in wanted.items()
                if name in theirs and not _same(theirs.get(name), value)]
     if run.preset is not None and config.get("preset") != run.preset:
         differ.append(f"preset {config.get('preset')!r} (grid: {run.preset!r})")
@@ -177,8 +178,8 @@ def _same(a, b) -> bool:
     return a == b
 
 
-def _checkpoint_every(run: GridRun) -> int:
-    """Updates between checkpoints: about every ``CHECKPOINT_EVERY_STEPS`` env steps."""
+def _resolved_config(run: GridRun):
+    """The agent Config the run trains with (its preset, default: the env family's, and its overrides)."""
     from types import SimpleNamespace
 
     from rlkit import agents
@@ -186,8 +187,13 @@ def _checkpoint_every(run: GridRun) -> int:
 
     family = env_family(run.env)
     preset = agents.default_preset(SimpleNamespace(family=family)) if run.preset is None else run.preset
-    config = agents.resolve_config(run.algorithm, run.hyperparameters, preset=preset,
-                                   env_summary=SimpleNamespace(family=family))
+    return agents.resolve_config(run.algorithm, run.hyperparameters, preset=preset,
+                                 env_summary=SimpleNamespace(family=family))
+
+
+def _checkpoint_every(run: GridRun) -> int:
+    """Updates between checkpoints: about every ``CHECKPOINT_EVERY_STEPS`` env steps."""
+    config = _resolved_config(run)
     batch = config.num_envs * config.num_steps
     return max(1, CHECKPOINT_EVERY_STEPS // batch)
 

@@ -109,8 +109,9 @@ def sweep_point(sweep: Sweep, **values: float) -> dict:
     """The curves at the grid point nearest to ``values`` (every axis must be given).
 
     Returns ``{"asked": values, "point": {axis: grid value used}, "env_steps": (P,), "returns": (S, P)
-    per seed, "mean": (P,), "std": (P,), "diagnostics": {name: (S, P)}, "seeds": (S,)}``; NaN where a
-    seed had not finished 10 episodes yet (the mean and std skip it).
+    per seed, "mean": (P,), "std": (P,), "diagnostics": {name: (S, P)}, "seeds": (S,)}``. A point's
+    return is the mean of the last 10 episodes ended by then (of fewer before the 10th episode); NaN
+    before a seed's first episode (the mean and std skip it).
     """
     missing = [axis for axis in sweep.axes if axis not in values]
     unknown = [name for name in values if name not in sweep.axes]
