@@ -11,6 +11,8 @@ from rlkit.experiments import EXPERIMENTS, experiment
 from rlkit.grid import GridRun, run_grid
 from rlkit.report import RunSummary, _markdown, _returns_rows, _throughput_rows, report
 
+pytestmark = pytest.mark.slow  # minutes: Ray start-up, every experiment's grid (the README's test command runs them)
+
 
 WORKERS = 2  # a spawned pool per grid: ~3 s of imports per worker, about half this module's CPU time
 

@@ -10,7 +10,9 @@ from rlkit.experiments import EXPERIMENTS
 from rlkit.grid import GRID_FILE, KillWorker, read_grid_file, run_grid, run_status
 from rlkit.report import report, write_sweep_table
 
-ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.slow  # minutes: Ray start-up, every experiment's grid (the README's test command runs them)
+
+import ray  # noqa: E402 - in the test extra: a missing Ray is a failure, not a skip
 
 
 @pytest.fixture(scope="module")
