@@ -10,29 +10,12 @@ import pytest
 import torch
 
 from rlkit.agents import AGENTS
+from cli_support import cli, one_line_error
 from rlkit.cli import RESERVED, build_parser, flag, main
 from rlkit.runs import is_timing_column, read_csv
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ["--num-envs", "4", "--num-steps", "16", "--hidden-sizes", "16", "16", "--no-progress"]
-
-
-def cli(capsys, *argv):
-    """(exit status, stdout, stderr) of ``python -m rlkit *argv``, in this process."""
-    try:
-        status = main([str(a) for a in argv])
-    except SystemExit as exit:  # argparse
-        status = exit.code
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
-
-
-def one_line_error(status, err, *fragments):
-    assert status == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "error:" in lines[0], err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def snapshot(path):

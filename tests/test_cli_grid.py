@@ -4,30 +4,12 @@ from pathlib import Path
 
 import pytest
 
+from cli_support import cli, one_line_error
 from grid_support import rows, snapshot
-from rlkit.cli import main
 from rlkit.experiments import experiment
 from rlkit.report import report
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def cli(capsys, *argv):
-    """(exit status, stdout, stderr) of ``python -m rlkit *argv``, in this process."""
-    try:
-        status = main([str(a) for a in argv])
-    except SystemExit as exit:  # argparse
-        status = exit.code
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
-
-
-def one_line_error(status, err, *fragments):
-    assert status == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "error:" in lines[0], err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def test_reproduce_writes_the_report_and_a_second_time_skips_every_run(tmp_path, capsys):
