@@ -212,7 +212,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, list[str]]:
     evaluate.add_argument("run_dir", metavar="RUN_DIR")
     evaluate.add_argument("--episodes", type=_positive_int, default=10, metavar="N", help="episodes to play (default 10)")
     evaluate.add_argument("--seed", type=_int, metavar="S", help="env seed (default: the run's seed + 1000000)")
-    evaluate.add_argument("--video", metavar="FILE", help="write the frames as a video: .mp4 (imageio-ffmpeg) or .gif")
+    evaluate.add_argument("--video", metavar="FILE", help="write the frames as a video: .mp4, .avi or .gif")
     _add_grid_commands(commands)
     return parser, names
 

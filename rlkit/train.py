@@ -302,7 +302,10 @@ def evaluate(
     The evaluation env is ``make_vec_env(env, 1, training=False)``: whole Atari games with raw
     rewards, observation normalization frozen at the checkpoint's statistics. ``seed`` defaults to
     the run's seed + 1,000,000 (episodes the agent did not train on). ``video``: a ``.gif``
-    (Pillow) or ``.mp4`` (needs imageio-ffmpeg) of every frame played.
+    (imageio/Pillow), ``.mp4`` (mp4v) or ``.avi`` (MJPG; both with OpenCV) of every frame played:
+    the reset frame, one per step, and the autoreset step between episodes. Rendering needs pygame
+    for classic control (a kit dependency) and an off-screen OpenGL (``MUJOCO_GL=egl`` or
+    ``osmesa``) for MuJoCo; Atari renders without either.
     """
     _check_positive("episodes", episodes)
     run_dir = Path(run_dir)
@@ -651,30 +654,38 @@ def _render(envs, env_id: str) -> np.ndarray:
     return np.asarray(frame)
 
 
+# Video containers and how each is written: GIF with imageio (a gymnasium[mujoco] dependency), the
+# others with OpenCV's VideoWriter (opencv-python-headless, a kit dependency) and the codec named here.
+VIDEO_CODECS = {".mp4": "mp4v", ".avi": "MJPG"}
+
+
 def _video_format(path: Path) -> str:
     suffix = path.suffix.lower()
-    if suffix == ".gif":
-        return "gif"
-    if suffix in (".mp4", ".mkv", ".mov", ".avi"):
-        try:
-            import imageio_ffmpeg  # noqa: F401
-        except ImportError as error:
-            raise RunError(f"writing {suffix} video needs imageio-ffmpeg (pip install imageio-ffmpeg); "
-                           "a .gif works without it") from error
-        return "ffmpeg"
-    raise RunError(f"unknown video format {path.name!r}: use .mp4 (imageio-ffmpeg) or .gif")
+    if suffix == ".gif" or suffix in VIDEO_CODECS:
+        return suffix
+    raise RunError(f"unknown video format {path.name!r}: use {', '.join(['.gif', *VIDEO_CODECS])}")
 
 
 def _write_video(path: Path, frames: list[np.ndarray], writer_format: str, fps: float) -> None:
-    import imageio.v2 as imageio
-
+    """Write RGB ``frames`` to ``path`` all or nothing (a temporary sibling, then renamed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     try:
-        if writer_format == "gif":
+        if writer_format == ".gif":
+            import imageio.v2 as imageio
+
             imageio.mimsave(tmp, frames, duration=1000.0 / fps, loop=0)
         else:
-            imageio.mimsave(tmp, frames, fps=fps, macro_block_size=1)
+            import cv2
+
+            height, width = frames[0].shape[:2]
+            writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*VIDEO_CODECS[writer_format]), float(fps),
+                                     (width, height))
+            if not writer.isOpened():
+                raise RunError(f"OpenCV cannot write {writer_format} video here; a .gif works without it")
+            for frame in frames:
+                writer.write(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR))  # OpenCV wants BGR
+            writer.release()
         os.replace(tmp, path)
     finally:
         if tmp.exists():

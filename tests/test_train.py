@@ -463,17 +463,41 @@ def test_evaluate_plays_episodes_with_raw_returns(tmp_path):
     assert evaluate(tmp_path / "run", 3, seed=5).returns == result.returns  # deterministic policy, seeded env
 
 
-def test_evaluate_writes_a_video_or_says_why_it_cannot(tmp_path):
+@pytest.mark.parametrize("suffix", [".gif", ".mp4", ".avi"])
+def test_evaluate_writes_a_video_with_one_frame_per_step(tmp_path, suffix):
+    import cv2
+
     run(tmp_path, steps=100)
     before = digest(tmp_path / "run")
-    try:
-        import pygame  # noqa: F401  (CartPole renders with pygame)
-    except ImportError:
-        with pytest.raises(RunError, match="cannot render CartPole-v1 on this machine: pygame is not installed"):
-            evaluate(tmp_path / "run", 1, video=tmp_path / "play.gif")
-        assert not (tmp_path / "play.gif").exists()
+    result = evaluate(tmp_path / "run", 2, video=tmp_path / f"play{suffix}")
+    # frames: the reset frame, one per step of each episode, and the autoreset step between episodes
+    # (NEXT_STEP autoreset: the step after an episode's end only resets)
+    expected = 1 + sum(result.lengths) + len(result.lengths) - 1
+    if suffix == ".gif":
+        from PIL import Image, ImageSequence
+
+        # Pillow merges identical consecutive frames into one of longer duration: count time, not frames
+        with Image.open(result.video) as gif:
+            milliseconds = sum(frame.info["duration"] for frame in ImageSequence.Iterator(gif))
+            shape = gif.size[::-1]
+        count = round(milliseconds / (1000 / 50))  # CartPole's render_fps is 50
     else:
-        assert evaluate(tmp_path / "run", 1, video=tmp_path / "play.gif").video.stat().st_size > 0
-    with pytest.raises(RunError, match="unknown video format"):
-        evaluate(tmp_path / "run", 1, video=tmp_path / "play.txt")
+        capture = cv2.VideoCapture(str(result.video))
+        count, shape = 0, None
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            count, shape = count + 1, frame.shape[:2]
+        capture.release()
+    assert count == expected
+    assert shape == (400, 600)  # CartPole's rgb_array: 600 x 400 pixels
+    assert not list(tmp_path.glob(".play*"))  # the temporary sibling is gone
     assert digest(tmp_path / "run") == before  # evaluate only reads
+
+
+def test_evaluate_refuses_an_unknown_video_format_before_playing(tmp_path):
+    run(tmp_path, steps=100)
+    with pytest.raises(RunError, match=r"unknown video format 'play.txt': use .gif, .mp4, .avi"):
+        evaluate(tmp_path / "run", 1, video=tmp_path / "play.txt")
+    assert not (tmp_path / "play.txt").exists()
