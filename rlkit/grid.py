@@ -341,19 +341,33 @@ def _run_pool(runs, root: str, workers: int, retries: int, command, fault, recor
         with ProcessPoolExecutor(min(workers, len(pending)), mp_context=context, initializer=_init_worker) as pool:
             futures = {pool.submit(run_one, run, root, command, fault): run for run in pending}
             pending = []
-            for future in as_completed(futures):
-                run = futures[future]
-                try:
-                    record(future.result())
-                except BrokenProcessPool:
-                    # A worker died (killed, out of memory): every run the pool held is in limbo. Those
-                    # that died fewer than `retries` times go to a fresh pool and resume from their checkpoint.
-                    deaths[run.name] = deaths.get(run.name, 0) + 1
-                    if deaths[run.name] > retries:
-                        record(RunOutcome(run, "failed", 0.0, run_status(run, root)[1],
-                                          f"its worker pool broke {deaths[run.name]} times, a worker process died (retries={retries})"))
-                    else:
-                        pending.append(run)
+            try:
+                for future in as_completed(futures):
+                    run = futures[future]
+                    try:
+                        record(future.result())
+                    except BrokenProcessPool:
+                        # A worker died (killed, out of memory): every run the pool held is in limbo. Those that
+                        # died fewer than `retries` times go to a fresh pool and resume from their checkpoint.
+                        deaths[run.name] = deaths.get(run.name, 0) + 1
+                        if deaths[run.name] > retries:
+                            record(RunOutcome(run, "failed", 0.0, run_status(run, root)[1],
+                                              f"its worker pool broke {deaths[run.name]} times, a worker process "
+                                              f"died (retries={retries})"))
+                        else:
+                            pending.append(run)
+            except KeyboardInterrupt:
+                _stop(pool)
+                raise
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Ctrl-C: terminate the workers at once instead of letting them finish their runs (nothing is lost:
+    a run resumes from its latest checkpoint when the grid is run again)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # the executor has no public kill
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
 
 
 def _run_ray(runs, root: str, address, retries: int, command, fault, record) -> None:

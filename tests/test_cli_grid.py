@@ -103,3 +103,29 @@ def test_sweep_smoke_writes_its_table_into_the_grid_directory_never_into_data(tm
     assert status == 0, err
     assert f"{out}: 2 skipped" in stdout
     assert (tmp_path / "elsewhere" / "t.csv").read_bytes() == table.read_bytes()
+
+
+def test_ctrl_c_stops_the_workers_at_once_and_leaves_resumable_runs(tmp_path):
+    """SIGINT to `reproduce` with a pool: exit 130 within seconds, no worker left behind, every started
+    run directory resumable (it has a checkpoint), and the message says how to continue."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "grid"
+    process = subprocess.Popen([sys.executable, "-m", "rlkit", "reproduce", "acktr-figure5cd", "--scale", "laptop",
+                                "--workers", "2", "--out", str(out), "--no-progress"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("*/*/s*/checkpoints/update-000000.pt"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)  # both workers are training
+    assert process.poll() is None, process.communicate()
+    started = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)  # a worker left alive would hold stderr open: this would time out
+    assert process.returncode == 130, err
+    assert time.monotonic() - started < 30
+    assert "give the same command again" in err
+    runs = [path.parent.parent for path in out.glob("*/*/s*/checkpoints/update-*.pt")]
+    assert len(runs) >= 2 and all((run / "config.json").is_file() for run in runs)
