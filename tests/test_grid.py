@@ -100,7 +100,7 @@ def test_every_scale_of_every_experiment_has_distinct_run_names(name):
     ("acktr-table2", "smoke", 3), ("acktr-table2", "paper", 8 * 3 * 8),
     # Table 3: the Atari variants (3 algorithms × 3 batches) on Pong, the MuJoCo ones on InvertedPendulum
     ("acktr-table3", "smoke", 4), ("acktr-table3", "paper", (9 + 9) * 3),
-    ("acktr-figure5ab", "smoke", 2), ("acktr-figure5ab", "paper", 2 * 2 * 2),
+    ("acktr-figure5ab", "smoke", 3), ("acktr-figure5ab", "paper", 2 * 3 * 3),  # 2 envs × (2 critics + A2C) × 3 seeds
     ("acktr-figure5cd", "smoke", 2), ("acktr-figure5cd", "paper", 6 * 2),
     ("vmpo-vs-acktr", "smoke", 2 * 2), ("vmpo-vs-acktr", "paper", (6 + 8) * 2 * 3),
     ("acktr-delta-eta-max", "smoke", 2), ("vmpo-eps-eta-eps-alpha", "smoke", 2),
