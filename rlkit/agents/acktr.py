@@ -17,6 +17,12 @@ One update, on a batch of T steps × N envs (the paper's Algorithm, as this file
     optional (target_kl > 0, baselines' acktr_cont): η_max ← η_max·1.5 if the measured KL was
         below target_kl/2, η_max/1.5 if above 2·target_kl
 
+``critic_iterations`` = k > 1 (separate networks only) takes k − 1 more critic steps on the same batch
+after the update (a fresh critic forward, Fisher pass and step each time; the actor is not touched),
+as baselines' acktr_cont fits its value network with 25 K-FAC iterations per batch. Repeated
+Gauss-Newton steps want a smaller ``critic_delta`` than one step does: K-FAC underestimates the
+critic's curvature along the step, and full steps overshoot and oscillate.
+
 ``critic_optimizer="adam"`` (separate networks only) replaces the critic's Gauss-Newton step by one Adam
 step (lr ``critic_lr``) on the same gradient: the first-order critic of the paper's Figure 5a/b, where
 the actor is ACKTR in both arms. The value Fisher pass still draws its noise, so the actor's random
@@ -134,6 +140,9 @@ class ACKTRConfig(Config):
     # critic, Adam with lr critic_lr on the same loss (the paper's Figure 5a/b ablation; separate networks only)
     critic_optimizer: str = "gauss_newton"
     critic_lr: float = 1e-3  # critic_optimizer="adam" only
+    # separate networks only: critic steps per batch (baselines' acktr_cont fits its value network with 25
+    # K-FAC iterations per batch; 1 = the step of the combined update only)
+    critic_iterations: int = 1
     # diagnostics
     measure_kl: bool = True  # one extra forward pass per update for the measured KL
 
@@ -154,6 +163,10 @@ class ACKTRConfig(Config):
         check(self.critic_optimizer == "gauss_newton" or not self.shared_trunk, "critic_optimizer",
               self.critic_optimizer, "'gauss_newton' with shared_trunk=True (one K-FAC steps the whole model)")
         check(self.inverse_every >= 1, "inverse_every", self.inverse_every, "an integer >= 1 (valid range [1, inf))")
+        check(isinstance(self.critic_iterations, int) and self.critic_iterations >= 1, "critic_iterations",
+              self.critic_iterations, "an integer >= 1 (valid range [1, inf))")
+        check(self.critic_iterations == 1 or not self.shared_trunk, "critic_iterations", self.critic_iterations,
+              "1 with shared_trunk=True (the critic has no parameters of its own)")
         check(self.damping_mode in DAMPING_MODES, "damping_mode", self.damping_mode, f"one of {list(DAMPING_MODES)}")
         check(self.trust_region_convention in CONVENTIONS, "trust_region_convention", self.trust_region_convention,
               f"one of {list(CONVENTIONS)}")
@@ -249,6 +262,8 @@ class ACKTR(Agent):
             else:
                 q_critic, eta_critic = self._trust_region_step(
                     self.critic_kfac, self.model.critic.parameters(), c.critic_delta, c.critic_eta_max)
+            for _ in range(c.critic_iterations - 1):  # more critic steps on the same batch (the actor is done)
+                q_critic, eta_critic = self._critic_step(batch)
         self.updates += 1
 
         # 5. Diagnostics: what the quadratic model predicted, and what the step did.
@@ -291,6 +306,21 @@ class ACKTR(Agent):
             elif kl < c.target_kl / 2:
                 self.eta_max = min(ETA_MAX_RANGE[1], self.eta_max * 1.5)
         return diagnostics
+
+    def _critic_step(self, batch) -> tuple[float, float]:
+        """One more critic step on ``batch``: a fresh forward of the critic, its Fisher pass (Gauss-Newton),
+        the gradient of c_V·mean (V − R)², and the step (its trust region, or Adam); returns (q, η)."""
+        c = self.config
+        values = self.model.critic(batch.obs)
+        if c.critic_optimizer == "gauss_newton":
+            self.critic_kfac.update_stats(self.value_output.fisher_loss(values, generator=self.generator))
+        self.model.critic.zero_grad(set_to_none=True)
+        (c.value_coef * (values - batch.returns).pow(2).mean()).backward()
+        if c.critic_optimizer == "adam":
+            self.critic_adam.step()
+            return float("nan"), c.critic_lr
+        return self._trust_region_step(self.critic_kfac, self.model.critic.parameters(), c.critic_delta,
+                                       c.critic_eta_max)
 
     def _sampled_policy_nll(self, pd_params: torch.Tensor) -> torch.Tensor:
         """−Σ log π(â|s) with â ~ π(·|s) drawn from the agent's generator (detached)."""
