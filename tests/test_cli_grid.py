@@ -17,7 +17,7 @@ def test_reproduce_writes_the_report_and_a_second_time_skips_every_run(tmp_path,
     argv = ["reproduce", "acktr-figure5ab", "--scale", "smoke", "--out", out, "--no-progress"]
     status, stdout, err = cli(capsys, *argv)
     assert status == 0, err
-    assert f"{out}: 2 trained" in stdout
+    assert f"{out}: 3 trained" in stdout  # the two critics and A2C, one seed
     markdown = (out / "report.md").read_text(encoding="utf-8")
     assert markdown == report(out).markdown and markdown in stdout
     assert (out / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
@@ -26,11 +26,11 @@ def test_reproduce_writes_the_report_and_a_second_time_skips_every_run(tmp_path,
     assert about["command"] == "python -m rlkit reproduce acktr-figure5ab --scale smoke --out " + f"{out} --no-progress"
     assert {run["name"] for run in about["runs"]} == {run.name for run in experiment("acktr-figure5ab").runs("smoke")}
     csvs = {name: (out / name / "episodes.csv").read_bytes() for name in
-            ("CartPole-v1/gauss-newton-critic/s0", "CartPole-v1/first-order-critic/s0")}
+            ("CartPole-v1/gauss-newton-critic/s0", "CartPole-v1/first-order-critic/s0", "CartPole-v1/a2c/s0")}
 
     status, stdout, err = cli(capsys, *argv)
     assert status == 0, err
-    assert f"{out}: 2 skipped" in stdout
+    assert f"{out}: 3 skipped" in stdout
     assert csvs == {name: (out / name / "episodes.csv").read_bytes() for name in csvs}
 
     # report DIR --out OUTDIR: the same table, written elsewhere
