@@ -331,6 +331,20 @@ def _init_worker() -> None:
 
     torch.set_num_threads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the grid, workers die with it
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel sends this worker SIGTERM when the grid's process dies, however it dies (a worker
+    left behind would go on training and writing a run directory that a new grid then resumes)."""
+    if not os.uname().sysname == "Linux":
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 def _run_pool(runs, root: str, workers: int, retries: int, command, fault, record) -> None:
@@ -368,6 +382,10 @@ def _stop(pool: ProcessPoolExecutor) -> None:
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         process.terminate()
+    for process in processes:
+        process.join(timeout=10)
+        if process.is_alive():
+            process.kill()
 
 
 def _run_ray(runs, root: str, address, retries: int, command, fault, record) -> None:

@@ -123,9 +123,14 @@ def test_ctrl_c_stops_the_workers_at_once_and_leaves_resumable_runs(tmp_path):
     assert process.poll() is None, process.communicate()
     started = time.monotonic()
     process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=60)  # a worker left alive would hold stderr open: this would time out
+    try:  # a worker left alive would hold stderr open: this would time out
+        _, err = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _, err = process.communicate()
+        pytest.fail(f"reproduce did not stop within 120 s of Ctrl-C; stderr: {err[-2000:]}")
     assert process.returncode == 130, err
-    assert time.monotonic() - started < 30
+    assert time.monotonic() - started < 60
     assert "give the same command again" in err
     runs = [path.parent.parent for path in out.glob("*/*/s*/checkpoints/update-*.pt")]
     assert len(runs) >= 2 and all((run / "config.json").is_file() for run in runs)
