@@ -116,7 +116,11 @@ def test_ctrl_c_stops_the_workers_at_once_and_leaves_resumable_runs(tmp_path):
     out = tmp_path / "grid"
     process = subprocess.Popen([sys.executable, "-m", "rlkit", "reproduce", "acktr-figure5cd", "--scale", "laptop",
                                 "--workers", "2", "--out", str(out), "--no-progress"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                               # A shell without job control starts background jobs with SIGINT ignored, the
+                               # ignored disposition is inherited, and Python then installs no KeyboardInterrupt
+                               # (CI may run us so): give the CLI the SIGINT an interactive terminal gives it.
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while len(list(out.glob("*/*/s*/checkpoints/update-000000.pt"))) < 2 and time.monotonic() < deadline:
         time.sleep(0.5)  # both workers are training
