@@ -38,8 +38,10 @@ from typing import Sequence
 
 import numpy as np
 
-from rlkit.report import threshold_crossing
-from rlkit.runs import read_config, read_csv
+from rlkit.report import run_final_return as final_return  # noqa: F401 - the notebook reads them from here
+from rlkit.report import run_steps_to_threshold as steps_to_threshold  # noqa: F401
+from rlkit.runs import read_columns, read_config
+from rlkit.runs import read_episodes as run_episodes  # noqa: F401
 
 __all__ = [
     "ALGORITHMS", "LABELS", "REPRODUCTION_FILES",
@@ -79,33 +81,9 @@ def train_runs(env: str, algorithms: Sequence[str], seeds: Sequence[int], steps:
     return dirs
 
 
-def _number(text: str) -> float:
-    return float(text) if text not in ("", None) else math.nan
-
-
 def run_columns(run_dir: str | os.PathLike, file: str = "updates.csv") -> dict[str, np.ndarray]:
     """Every column of a run's ``updates.csv`` (or ``episodes.csv``) as a float array (NaN where empty)."""
-    header, rows = read_csv(Path(run_dir) / file)
-    return {name: np.array([_number(row[name]) for row in rows]) for name in header}
-
-
-def run_episodes(run_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """(env steps at which each episode ended, its return) from ``episodes.csv``."""
-    columns = run_columns(run_dir, "episodes.csv")
-    return columns.get("env_steps", np.zeros(0)), columns.get("episode_return", np.zeros(0))
-
-
-def steps_to_threshold(run_dir: str | os.PathLike, threshold: float, window: int = 10) -> int | None:
-    """Env steps to the threshold by the paper's rule (module docstring); ``None`` if never reached."""
-    steps, returns = run_episodes(run_dir)
-    crossing = threshold_crossing(returns, threshold, window)
-    return None if crossing is None else int(steps[crossing - 1 + window - 1])
-
-
-def final_return(run_dir: str | os.PathLike, window: int = 10) -> float:
-    """Mean return of the last ``window`` completed episodes (NaN if none)."""
-    _, returns = run_episodes(run_dir)
-    return float(np.mean(returns[-window:])) if len(returns) else math.nan
+    return read_columns(Path(run_dir) / file)
 
 
 def kl_summary(run_dir: str | os.PathLike) -> dict:

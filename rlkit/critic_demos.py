@@ -29,6 +29,8 @@ from torch.func import functional_call, jacrev, vmap
 
 from rlkit.critic import GaussNewtonCritic
 from rlkit.fisher import GaussianValue, fisher_matrix, flat_grad, flatten, gauss_newton_matrix, natural_gradient
+from rlkit.report import run_final_return as final_return  # noqa: F401 - notebook 06 reads them from here
+from rlkit.report import run_steps_to_threshold as steps_to_threshold  # noqa: F401
 from rlkit.runs import read_csv
 from rlkit.trust_region import effective_step_size, predicted_kl
 
@@ -261,28 +263,6 @@ def critic_runs(env: str, seeds: Sequence[int], steps: int, root: str | os.PathL
                   progress=False, checkpoint_every=10**9, keep_checkpoints=1)
             dirs.setdefault(critic, []).append(run_dir)
     return dirs
-
-
-def _episodes(run_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    _, rows = read_csv(Path(run_dir) / "episodes.csv")
-    return (np.array([int(row["env_steps"]) for row in rows]),
-            np.array([float(row["episode_return"]) for row in rows]))
-
-
-def steps_to_threshold(run_dir: str | os.PathLike, threshold: float, window: int = 10) -> int | None:
-    """Env steps at the end of the first episode at which the mean of the last ``window`` returns ≥ threshold."""
-    steps, returns = _episodes(run_dir)
-    if len(returns) < window:
-        return None
-    means = np.convolve(returns, np.ones(window) / window, mode="valid")
-    hit = np.nonzero(means >= threshold)[0]
-    return int(steps[hit[0] + window - 1]) if len(hit) else None
-
-
-def final_return(run_dir: str | os.PathLike, window: int = 10) -> float:
-    """Mean return of the last ``window`` completed episodes."""
-    _, returns = _episodes(run_dir)
-    return float(returns[-window:].mean())
 
 
 def update_column(run_dir: str | os.PathLike, column: str) -> tuple[np.ndarray, np.ndarray]:

@@ -180,15 +180,9 @@ def _same(a, b) -> bool:
 
 def _resolved_config(run: GridRun):
     """The agent Config the run trains with (its preset, default: the env family's, and its overrides)."""
-    from types import SimpleNamespace
+    from rlkit.train import resolve_run_config
 
-    from rlkit import agents
-    from rlkit.train import env_family
-
-    family = env_family(run.env)
-    preset = agents.default_preset(SimpleNamespace(family=family)) if run.preset is None else run.preset
-    return agents.resolve_config(run.algorithm, run.hyperparameters, preset=preset,
-                                 env_summary=SimpleNamespace(family=family))
+    return resolve_run_config(run.algorithm, run.env, run.hyperparameters, run.preset)[0]
 
 
 def _checkpoint_every(run: GridRun) -> int:

@@ -34,9 +34,9 @@ import numpy as np
 from rlkit.experiments import Experiment, experiment
 from rlkit.grid import GridRun, read_grid_file
 from rlkit.plots import smoothed_returns, value_at
-from rlkit.runs import EPISODES_FILE, UPDATES_FILE, RunError, read_csv
+from rlkit.runs import UPDATES_FILE, RunError, read_csv, read_episodes
 
-__all__ = ["threshold_crossing", "RunSummary", "summarize_run", "Report", "report", "sweep_rows",
+__all__ = ["threshold_crossing", "run_steps_to_threshold", "run_final_return", "RunSummary", "summarize_run", "Report", "report", "sweep_rows",
            "write_sweep_table", "SWEEP_POINTS"]
 
 SWEEP_POINTS = 40  # points per learning curve in a sweep table
@@ -72,12 +72,18 @@ class RunSummary:
         return self.env_steps / self.wall_time_s if self.wall_time_s > 0 else None
 
 
-def _episodes(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    path = run_dir / EPISODES_FILE
-    if not path.is_file():
-        return np.zeros(0), np.zeros(0)
-    rows = read_csv(path)[1]
-    return (np.array([float(r["env_steps"]) for r in rows]), np.array([float(r["episode_return"]) for r in rows]))
+def run_steps_to_threshold(run_dir: str | os.PathLike, threshold: float, window: int = 10) -> int | None:
+    """A run's env steps to ``threshold`` by the paper's rule: when the first window of ``window`` episodes
+    whose mean return reaches it ended (:func:`threshold_crossing`); ``None`` if it never did."""
+    steps, returns = read_episodes(run_dir)
+    crossing = threshold_crossing(returns, threshold, window)
+    return None if crossing is None else int(steps[crossing - 1 + window - 1])
+
+
+def run_final_return(run_dir: str | os.PathLike, window: int = 10) -> float:
+    """A run's mean return over its last ``window`` completed episodes (NaN before the first)."""
+    _, returns = read_episodes(run_dir)
+    return float(np.mean(returns[-window:])) if len(returns) else math.nan
 
 
 def _updates(run_dir: Path) -> list[dict]:
@@ -87,13 +93,13 @@ def _updates(run_dir: Path) -> list[dict]:
 
 def summarize_run(run: GridRun, root: str | os.PathLike, threshold: float | None, window: int) -> RunSummary:
     run_dir = run.run_dir(root)
-    steps, returns = _episodes(run_dir)
+    _, returns = read_episodes(run_dir)
     updates = _updates(run_dir)
     env_steps = int(updates[-1]["env_steps"]) if updates else 0
     wall = float(updates[-1]["wall_time_s"]) if updates else 0.0
-    final = float(np.mean(returns[-window:])) if len(returns) else None
+    final = run_final_return(run_dir, window) if len(returns) else None
     crossing = threshold_crossing(returns, threshold, window) if threshold is not None else None
-    steps_to = int(steps[crossing - 1 + window - 1]) if crossing is not None else None
+    steps_to = run_steps_to_threshold(run_dir, threshold, window) if crossing is not None else None
     return RunSummary(run, len(returns), env_steps, wall, final, crossing, steps_to)
 
 
@@ -286,7 +292,7 @@ def _figure(exp: Experiment, summaries: list[RunSummary], root: Path, points: in
         for (group_env, label), group in _groups(summaries).items():
             if group_env != env:
                 continue
-            curves = [_episodes(s.run.run_dir(root)) for s in group]
+            curves = [read_episodes(s.run.run_dir(root)) for s in group]
             curves = [(x, y) for x, y in curves if len(y)]
             if not curves:
                 continue
@@ -344,7 +350,7 @@ def sweep_rows(root: str | os.PathLike, points: int = SWEEP_POINTS) -> tuple[lis
         run_dir = run.run_dir(root)
         if not (run_dir / UPDATES_FILE).is_file():
             raise RunError(f"{run_dir} has no results: the sweep is not finished (run it again to continue it)")
-        steps, returns = _episodes(run_dir)
+        steps, returns = read_episodes(run_dir)
         updates = _updates(run_dir)
         update_steps = np.array([float(u["env_steps"]) for u in updates])
         grid = np.unique(np.round(np.linspace(run.steps / points, run.steps, points)))  # tiny runs: fewer points
@@ -377,7 +383,7 @@ def write_sweep_table(root: str | os.PathLike, out: str | os.PathLike, command: 
     import json
 
     from rlkit.runs import write_csv
-    from rlkit.train import _versions
+    from rlkit.train import package_versions
 
     columns, rows = sweep_rows(root)
     about, runs = read_grid_file(root)
@@ -387,7 +393,7 @@ def write_sweep_table(root: str | os.PathLike, out: str | os.PathLike, command: 
     exp = experiment(about["experiment"])
     meta = {"experiment": exp.name, "title": exp.title, "scale": about.get("scale"), "axes": dict(exp.axes),
             "algorithm": exp.variants[0].algorithm, "threshold": exp.thresholds.get(runs[0].env), "env": runs[0].env, "steps": runs[0].steps, "seeds": sorted({r.seed for r in runs}),
-            "points": SWEEP_POINTS, "command": command or about.get("command"), "versions": _versions(),
+            "points": SWEEP_POINTS, "command": command or about.get("command"), "versions": package_versions(),
             "columns": {"episode_return": "mean return of the last 10 episodes ended by env_steps",
                         "episodes": "episodes ended by env_steps",
                         **{name: f"mean of the per-update diagnostic {name} (updates.csv) since the previous point"

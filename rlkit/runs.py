@@ -277,6 +277,28 @@ def read_csv(path: str | os.PathLike) -> tuple[list[str], list[dict]]:
         return list(reader.fieldnames or []), rows
 
 
+def read_columns(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Every column of a CSV log as a float array (NaN where a cell is empty)."""
+    header, rows = read_csv(path)
+    return {name: np.array([float(row[name]) if row[name] not in ("", None) else np.nan for row in rows])
+            for name in header}
+
+
+def read_updates(run_dir: str | os.PathLike) -> dict[str, np.ndarray]:
+    """A run's ``updates.csv`` as ``{column: float array}``, one entry per update."""
+    return read_columns(Path(run_dir) / UPDATES_FILE)
+
+
+def read_episodes(run_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """(env steps at which each episode ended, its raw return) from a run's ``episodes.csv``; empty arrays
+    before the file exists."""
+    path = Path(run_dir) / EPISODES_FILE
+    if not path.is_file():
+        return np.zeros(0), np.zeros(0)
+    columns = read_columns(path)
+    return columns["env_steps"], columns["episode_return"]
+
+
 def truncated_csv(path: str | os.PathLike, rows: int, columns: Sequence[str] | None) -> tuple[list[str], list[dict]]:
     """The first ``rows`` rows of a CSV, checked (not written): a ``RunError`` if it has fewer."""
     path = Path(path)

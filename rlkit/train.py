@@ -97,7 +97,8 @@ from rlkit.runs import (
 )
 
 __all__ = ["train", "resume", "evaluate", "TrainResult", "UpdateInfo", "EvalResult",
-           "DEFAULT_CHECKPOINT_EVERY", "DEFAULT_KEEP_CHECKPOINTS", "RECENT_EPISODES"]
+           "DEFAULT_CHECKPOINT_EVERY", "DEFAULT_KEEP_CHECKPOINTS", "RECENT_EPISODES", "env_family", "resolve_run_config",
+           "package_versions"]
 
 DEFAULT_CHECKPOINT_EVERY = 100  # updates
 DEFAULT_KEEP_CHECKPOINTS = 3  # the newest checkpoints kept on disk (0: all)
@@ -182,10 +183,7 @@ def train(
     agents = _agents()
     cls = _agent_class(agents, algorithm)
     device = _check_device(device)
-    family = env_family(env)
-    preset = agents.default_preset(SimpleNamespace(family=family)) if preset is None else preset
-    with _as_run_error():
-        config = agents.resolve_config(algorithm, overrides or {}, preset=preset, env_summary=SimpleNamespace(family=family))
+    config, preset = resolve_run_config(algorithm, env, overrides, preset)
 
     with _deterministic(device):
         seed_everything(seed)
@@ -204,7 +202,7 @@ def train(
                 "agent": dataclasses.asdict(config),
                 "overrides": {key: getattr(config, key) for key in (overrides or {})},
                 "env_summary": _summary_dict(session.summary),
-                "versions": _versions(),
+                "versions": package_versions(),
                 "torch_threads": torch.get_num_threads(),
                 "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
                 "command": command,
@@ -435,7 +433,7 @@ class _Session:
                           "env_steps": self.collector.env_steps},
             "rng": rng_state(),
             "recent_returns": list(self.recent_returns),
-            "versions": _versions(),
+            "versions": package_versions(),
         }
         save_checkpoint(checkpoint_path(self.run_dir, self.update), checkpoint)
         prune_checkpoints(self.run_dir, keep)
@@ -538,6 +536,18 @@ def _check_device(device: str | torch.device) -> torch.device:
     return device
 
 
+def resolve_run_config(algorithm: str, env: str, overrides: dict | None = None, preset: str | None = None):
+    """``(config, preset)`` a run of ``algorithm`` on ``env`` trains with: the agent's defaults, then
+    ``preset`` (default: the env family's), then ``overrides``; a ``RunError`` for invalid values."""
+    agents = _agents()
+    family = env_family(env)
+    preset = agents.default_preset(SimpleNamespace(family=family)) if preset is None else preset
+    with _as_run_error():
+        config = agents.resolve_config(algorithm, overrides or {}, preset=preset,
+                                       env_summary=SimpleNamespace(family=family))
+    return config, preset
+
+
 def env_family(env: str) -> str:
     """The preset family of a registered env id: ``"atari"``, ``"mujoco"`` or ``"classic"`` (a ``RunError``
     naming the extra that provides an unknown id)."""
@@ -623,7 +633,8 @@ def _deterministic(device: torch.device):
         torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
 
 
-def _versions() -> dict:
+def package_versions() -> dict:
+    """The versions a run or a table was made with (config.json, data/sweeps/*.json)."""
     import gymnasium
 
     versions = {"rlkit": rlkit.__version__, "torch": torch.__version__, "gymnasium": gymnasium.__version__,

@@ -43,8 +43,9 @@ from typing import Sequence
 import numpy as np
 
 from rlkit.plots import smoothed_returns
-from rlkit.report import threshold_crossing
-from rlkit.runs import EPISODES_FILE, UPDATES_FILE, read_config, read_csv
+from rlkit.report import run_final_return as final_return  # noqa: F401 - the notebook reads them from here
+from rlkit.report import run_steps_to_threshold as steps_to_threshold  # noqa: F401
+from rlkit.runs import UPDATES_FILE, read_config, read_csv, read_episodes, read_updates
 
 __all__ = [
     "WINDOW",
@@ -77,38 +78,10 @@ THRESHOLDS = {"CartPole-v1": 475.0, "Pendulum-v1": -200.0, "InvertedPendulum-v5"
 # ----------------------------------------------------------------------------- one run directory
 
 
-def read_updates(run_dir: str | os.PathLike) -> dict[str, np.ndarray]:
-    """``updates.csv`` as ``{column: float array}`` (one entry per update)."""
-    header, rows = read_csv(Path(run_dir) / UPDATES_FILE)
-    return {name: np.array([float(row[name]) if row[name] != "" else np.nan for row in rows]) for name in header}
-
-
-def read_episodes(run_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """(env steps at which each episode ended, its raw return), from ``episodes.csv``."""
-    path = Path(run_dir) / EPISODES_FILE
-    if not path.is_file():
-        return np.zeros(0), np.zeros(0)
-    _, rows = read_csv(path)
-    return (np.array([float(r["env_steps"]) for r in rows]), np.array([float(r["episode_return"]) for r in rows]))
-
-
 def learning_curve(run_dir: str | os.PathLike, window: int = WINDOW) -> tuple[np.ndarray, np.ndarray]:
     """(env steps, mean return of the last ``window`` episodes) at the end of every episode."""
     steps, returns = read_episodes(run_dir)
     return steps, smoothed_returns(returns, window) if len(returns) else returns
-
-
-def steps_to_threshold(run_dir: str | os.PathLike, threshold: float, window: int = WINDOW) -> int | None:
-    """Env steps when the first full window of ``window`` episodes with mean return ≥ ``threshold`` ended."""
-    steps, returns = read_episodes(run_dir)
-    crossing = threshold_crossing(returns, threshold, window)
-    return None if crossing is None else int(steps[crossing - 1 + window - 1])
-
-
-def final_return(run_dir: str | os.PathLike, window: int = WINDOW) -> float:
-    """Mean return of the last ``window`` completed episodes (NaN if none)."""
-    _, returns = read_episodes(run_dir)
-    return float(np.mean(returns[-window:])) if len(returns) else math.nan
 
 
 def run_budgets(run_dir: str | os.PathLike) -> dict[str, float]:
@@ -183,11 +156,7 @@ def run_outcome(run_dir: str | os.PathLike, threshold: float | None = None) -> d
 def rolling_mean(values: np.ndarray, window: int) -> np.ndarray:
     """Mean of the last ``window`` values at each index (fewer at the start): the M-step KL averaged over
     one target period smooths its saw-tooth."""
-    values = np.asarray(values, dtype=float)
-    sums = np.cumsum(np.concatenate([[0.0], values]))
-    ends = np.arange(1, len(values) + 1)
-    counts = np.minimum(ends, window)
-    return (sums[ends] - sums[ends - counts]) / counts
+    return smoothed_returns(np.asarray(values, dtype=float), window)
 
 
 def _steps_in_thousands(ax) -> None:
