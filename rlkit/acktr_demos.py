@@ -168,7 +168,7 @@ def sweep_late_returns(sweep, statistic: str = "mean", threshold: float | None =
     :func:`rlkit.sweeps.sweep_grid`: ``values`` of shape (len(y_values), len(x_values)), NaN where the
     sweep has no run; ``metric`` = ``"late_<statistic>"``.
     """
-    from rlkit.sweeps import sweep_point
+    from rlkit.sweeps import sweep_grid
 
     if statistic not in ("mean", "min", "held"):
         raise ValueError(f"statistic must be mean, min or held; got {statistic!r}")
@@ -176,24 +176,19 @@ def sweep_late_returns(sweep, statistic: str = "mean", threshold: float | None =
         raise ValueError("statistic 'held' needs a threshold")
     if len(sweep.axes) != 2:
         raise ValueError(f"sweep_late_returns needs a two-axis sweep; {sweep.name} has {len(sweep.axes)}")
-    (x, x_values), (y, y_values) = sweep.axes.items()
-    present = {tuple(p) for p in np.stack([sweep.columns[x], sweep.columns[y]], axis=1)}
-    values = np.full((len(y_values), len(x_values)), np.nan)
-    for i, yv in enumerate(y_values):
-        for j, xv in enumerate(x_values):
-            if (xv, yv) not in present:
-                continue  # a partial sweep: no run here
-            data = sweep_point(sweep, **{x: xv, y: yv})
-            late = data["env_steps"] > after * data["env_steps"][-1]
-            per_seed = []
-            for curve in data["returns"][:, late]:
-                if statistic == "held":
-                    per_seed.append(float(np.mean(np.nan_to_num(curve, nan=-np.inf) >= threshold)))
-                elif np.isfinite(curve).any():
-                    per_seed.append(float(np.nanmean(curve) if statistic == "mean" else np.nanmin(curve)))
-            values[i, j] = float(np.mean(per_seed)) if per_seed else np.nan
-    return {"x": x, "y": y, "x_values": x_values, "y_values": y_values, "values": values,
-            "metric": f"late_{statistic}"}
+
+    def late(data: dict) -> float:
+        after_point = data["env_steps"] > after * data["env_steps"][-1]
+        per_seed = []
+        for curve in data["returns"][:, after_point]:
+            if statistic == "held":
+                per_seed.append(float(np.mean(np.nan_to_num(curve, nan=-np.inf) >= threshold)))
+            elif np.isfinite(curve).any():
+                per_seed.append(float(np.nanmean(curve) if statistic == "mean" else np.nanmin(curve)))
+        return float(np.mean(per_seed)) if per_seed else np.nan
+
+    late.__name__ = f"late_{statistic}"
+    return sweep_grid(sweep, late)
 
 
 # ----------------------------------------------------------------------------- K-FAC on Atari

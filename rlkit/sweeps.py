@@ -141,12 +141,13 @@ def steps_to_threshold(env_steps: np.ndarray, returns: np.ndarray, threshold: fl
     return float(env_steps[reached[0]]) if len(reached) else math.inf
 
 
-def sweep_grid(sweep: Sweep, metric: str = "final_return", threshold: float | None = None) -> dict:
+def sweep_grid(sweep: Sweep, metric="final_return", threshold: float | None = None) -> dict:
     """One number per grid point, averaged over seeds, as a 2-D array over the first two axes.
 
     ``metric``: ``"final_return"`` (the last point of the curve), ``"steps_to_threshold"`` (median
-    over seeds of :func:`steps_to_threshold`; ``inf`` when most seeds never reach it) or a diagnostic's
-    name (its mean over the whole run). Returns ``{"x": axis name, "y": axis name, "x_values",
+    over seeds of :func:`steps_to_threshold`; ``inf`` when most seeds never reach it), a diagnostic's
+    name (its mean over the whole run), or a function of a point's :func:`sweep_point` dict returning
+    one number (``metric`` is then its ``__name__`` in the result). Returns ``{"x": axis name, "y": axis name, "x_values",
     "y_values", "values": (len(y_values), len(x_values))}``.
     """
     if len(sweep.axes) != 2:
@@ -159,7 +160,9 @@ def sweep_grid(sweep: Sweep, metric: str = "final_return", threshold: float | No
             if (xv, yv) not in present:
                 continue  # a partial sweep: no run at this point
             data = sweep_point(sweep, **{x: xv, y: yv})
-            if metric == "final_return":
+            if callable(metric):
+                values[i, j] = metric(data)
+            elif metric == "final_return":
                 last = data["returns"][:, -1]
                 values[i, j] = np.mean(last[~np.isnan(last)]) if (~np.isnan(last)).any() else np.nan
             elif metric == "steps_to_threshold":
@@ -172,4 +175,5 @@ def sweep_grid(sweep: Sweep, metric: str = "final_return", threshold: float | No
             else:
                 raise ValueError(f"metric must be final_return, steps_to_threshold or one of {sweep.diagnostics}; "
                                  f"got {metric!r}")
-    return {"x": x, "y": y, "x_values": x_values, "y_values": y_values, "values": values, "metric": metric}
+    name = getattr(metric, "__name__", "custom") if callable(metric) else metric
+    return {"x": x, "y": y, "x_values": x_values, "y_values": y_values, "values": values, "metric": name}
