@@ -51,7 +51,7 @@ def assert_same_parameters(a, b):
 @pytest.mark.parametrize("env_id", ENVS)
 @pytest.mark.parametrize("shared", [False, True])
 def test_smoke_updates_finite_and_stable_keys(env_id, shared):
-    agent, collector = setup(env_id, shared_trunk=shared, target_period=2)
+    agent, collector = setup(env_id, shared_trunk=shared, target_period=8)  # 4 learner steps per update
     diagnostics = run(agent, collector, 3)
     expected = DISCRETE_KEYS if env_id == "CartPole-v1" else CONTINUOUS_KEYS
     for d in diagnostics:
@@ -149,7 +149,7 @@ def test_estep_on_a_real_rollout_never_selects_invalid_steps(monkeypatch):
 
 
 def test_the_target_network_acts_and_is_refreshed_every_target_period():
-    agent, collector = setup("CartPole-v1", target_period=3)
+    agent, collector = setup("CartPole-v1", target_period=3, learner_steps=1)
     initial = {n: p.clone() for n, p in agent.target.named_parameters()}
     for update in range(1, 7):
         rollout = collector.collect(agent.policy)
@@ -166,16 +166,44 @@ def test_the_target_network_acts_and_is_refreshed_every_target_period():
             assert all(torch.equal(p, initial[n]) for n, p in agent.target.named_parameters())
 
 
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_learner_steps_are_repeated_steps_on_one_rollout_and_t_target_counts_them(env_id):
+    """One update with learner_steps = 3 equals three updates with learner_steps = 1 on the same rollout.
+
+    Without PopArt (whose statistics move once per rollout) the advantages of a rollout are fixed by
+    the values stored in it, so the two agents take the same three Adam steps, and with
+    T_target = 2 both refresh π_old after learner step 2 (mid-update for the first agent).
+    """
+    repeated, collector = setup(env_id, seed=1, popart=False, learner_steps=3, target_period=2)
+    single, _ = setup(env_id, seed=1, popart=False, learner_steps=1, target_period=2)
+    assert_same_parameters(repeated, single)
+    rollout = collector.collect(repeated.policy)
+    snapshots = []
+    for _ in range(3):
+        single.update(rollout)
+        snapshots.append(parameters(single))
+    repeated.update(rollout)
+    assert_same_parameters(repeated, single)
+    # π_old was refreshed after learner step 2, not 1 or 3
+    target_after_3 = {n: p for n, p in parameters(repeated).items() if n.startswith("target.")}
+    assert_same_tensors(target_after_3, {n: p for n, p in snapshots[1].items() if n.startswith("target.")})
+    model_after_2 = {n.replace("model.", "target.", 1): p for n, p in snapshots[1].items() if n.startswith("model.")}
+    assert_same_tensors(target_after_3, model_after_2)
+    model_after_3 = {n.replace("model.", "target.", 1): p for n, p in snapshots[2].items() if n.startswith("model.")}
+    assert not all(torch.equal(p, model_after_3[n]) for n, p in target_after_3.items())  # step 3 moved on
+    assert repeated.updates == 1 and single.updates == 3
+
+
 def test_the_duals_move_toward_their_constraints():
     """η grows when the E-step KL exceeds ε_η (shrinks otherwise); α shrinks while the M-step KL is below ε_α
     (right after a refresh it is 0)."""
     for eps_eta in (1e-3, 10.0):
-        agent, collector = setup("CartPole-v1", eps_eta=eps_eta, eps_alpha=0.05)
+        agent, collector = setup("CartPole-v1", eps_eta=eps_eta, eps_alpha=0.05, learner_steps=1)
         d = run(agent, collector, 1)[0]
         after = agent.duals.diagnostics()
         assert d["mstep_kl"] == 0.0 and after["alpha"] < d["alpha"]
         assert (after["eta"] > d["eta"]) == (d["estep_kl"] > eps_eta)
-    agent, collector = setup("InvertedPendulum-v5")
+    agent, collector = setup("InvertedPendulum-v5", learner_steps=1)
     d = run(agent, collector, 1)[0]
     after = agent.duals.diagnostics()
     assert d["mstep_kl_mean"] == d["mstep_kl_cov"] == 0.0
@@ -271,7 +299,7 @@ def test_incompatible_states_are_refused():
 BAD = [
     ("eps_eta", 0.0), ("eps_eta", -0.1), ("eps_alpha", 0.0), ("eps_alpha", -1.0), ("eps_alpha_mu", 0.0),
     ("eps_alpha_sigma", -1e-4), ("eps_alpha_low", 0.0), ("top_k_fraction", 0.0), ("top_k_fraction", 1.5),
-    ("top_k_fraction", -0.5), ("target_period", 0), ("target_period", -3), ("lr", 0.0), ("dual_lr", -1.0),
+    ("top_k_fraction", -0.5), ("target_period", 0), ("target_period", -3), ("learner_steps", 0), ("lr", 0.0), ("dual_lr", -1.0),
     ("initial_eta", 0.0), ("initial_alpha", -5.0), ("initial_alpha_mu", 0.0), ("initial_alpha_sigma", 0.0),
     ("value_coef", -1.0), ("max_grad_norm", -1.0), ("popart_beta", 0.0), ("popart_beta", 1.5),
     ("num_envs", 0), ("gamma", 1.5), ("lam", -0.1), ("hidden_sizes", [0]), ("activation", "sigmoid"),

@@ -7,25 +7,36 @@ rollout of T steps × N envs collected with the **target** network π_old::
 
     G_t     ← n-step bootstrapped returns (λ = 1; GAE λ-returns for λ < 1), V from the online critic
     A_t     ← G_t − V_φ(s_t)                      (÷ σ with PopArt: normalized units)
+    then ``learner_steps`` learner steps on this rollout, G and A held fixed, each:
     E-step:  𝒟̃ ← top ``top_k_fraction`` of A among the VALID steps (reset steps never enter)
-             ψ  ← softmax(A/η) on 𝒟̃ (0 elsewhere)
+             ψ  ← softmax(A/η) on 𝒟̃ (0 elsewhere), with the current η
              L_η = η ε_η + η log mean_{𝒟̃} exp(A/η)
     M-step:  L_π = −Σ_{𝒟̃} ψ log π_θ(a|s)         (a sum)
              KL = E_s[KL(π_old ‖ π_θ)]  over the valid states, π_old = the target network
              L_α = α (ε_α − sg[KL]) + sg[α] KL    (Gaussian: decoupled, α_μ/ε_α_μ and α_Σ/ε_α_Σ)
     critic:  L_V = c_V · mean_valid (V_φ(s) − G)²  (c_V = 0.5: the paper's ½; PopArt: normalized)
-    one Adam step on θ, φ (lr) and one on η, α (dual_lr, their own Adam), then the duals are
-    projected (rlkit.vmpo.DualVariables.project_); every ``target_period`` updates: π_old ← π_θ
+             one Adam step on θ, φ (lr) and one on η, α (dual_lr, their own Adam), then the duals are
+             projected (rlkit.vmpo.DualVariables.project_); every ``target_period`` learner steps
+             (counted over the run, as the paper's T_target): π_old ← π_θ
+
+Learner steps per rollout. The paper takes one learner step per batch, each batch fresh from
+many asynchronous actors. On a laptop the env steps are the scarce thing, so the ``classic`` and
+``mujoco`` presets take ``learner_steps`` = 4 Adam steps on each rollout (PPO reuses its batches
+the same way): the KL trust region to π_old is what keeps the repeated steps safe. Measured on
+CartPole-v1 (seed 0, steps to a mean return of 475): 1 learner step 172k, 4 learner steps 29k,
+8 learner steps 29k (seeds 1–3: 17k–20k) but 8 made Pendulum-v1 unstable (2 of 3 seeds never
+reached −200 in 400k steps, with the E-step KL swinging 0.001–0.24 around ε_η = 0.1), so 4.
+Refreshing π_old after every rollout instead (T_target = learner_steps) was slower: 126k with 4.
 
 Acting and the target network. ``policy`` (what the collector calls) samples actions from the
 target network, so the rollout is on-policy for π_old and no importance weights are needed (the
 paper used none either). The *values* it returns come from the online critic V_φ: the online
 network does not change during a rollout, so they are exactly V_φ at update time, and G_t and
 A_t = G_t − V_φ(s_t) use the current value function as in the paper. ``act_deterministic``
-(evaluation) uses the online network. With one gradient step per rollout the KL between π_old
-and π_θ is 0 at the first update after a refresh, and its gradient too: the trust region bites
-through the drift accumulated over the ``target_period`` updates π_old is held fixed. The
-diagnostics' ``mstep_kl`` is that KL at the start of the update (what the loss saw).
+(evaluation) uses the online network. Right after a refresh the KL between π_old and π_θ is 0,
+and its gradient too: the trust region bites through the drift accumulated over the
+``target_period`` learner steps π_old is held fixed. The diagnostics are the last learner step's;
+its ``mstep_kl`` is the KL at the start of that step (what the loss saw).
 
 PopArt (``popart=True``, van Hasselt et al., 2016): the value head predicts a normalized value
 n(s), V(s) = σ n(s) + μ. Before each step μ, σ move toward the mean and standard deviation of the
@@ -43,17 +54,19 @@ Presets (P = the paper's value, read from ``data/``; everything else is ours):
 
 * ``classic`` (the defaults; CartPole-v1, Acrobot-v1, Pendulum-v1): ours, tuned on CartPole-v1:
   16 envs × 16 steps, separate 64-64 tanh networks, n-step returns (λ = 1), ε_η = 0.1,
-  top half, ε_α = 0.01 (ε_α_μ = 0.01, ε_α_Σ = 1e-4 for Gaussian policies), T_target = 10,
-  Adam lr 3e-3 for the networks and dual_lr 0.05 for the duals, PopArt; initial duals
-  η = 1, α = 5 (categorical), α_μ = α_Σ = 1 (Gaussian) (P, Table 1). Measured (seeds 0-9, mean
-  return of the last 10 episodes): CartPole-v1 reaches 475 after 56k-172k steps (seed 0: 172k);
-  Pendulum-v1 reaches -200 after 349k-384k steps (seeds 0-2). Tuning notes (CartPole-v1, before
-  PopArt): with dual_lr 0.01, η rose from 1 to only 1.7 in the first 100 updates while the E-step
-  KL stayed near 1, ten times ε_η; with lr 1e-3 one seed in three missed 475 within 300k steps.
+  top half, ε_α = 0.01 (ε_α_μ = 0.01, ε_α_Σ = 1e-4 for Gaussian policies), T_target = 10
+  learner steps, 4 learner steps per rollout, Adam lr 3e-3 for the networks and dual_lr 0.05 for
+  the duals, PopArt; initial duals η = 1, α = 5 (categorical), α_μ = α_Σ = 1 (Gaussian) (P,
+  Table 1). Measured (mean return of the last 10 episodes): CartPole-v1 reaches 475 after
+  25k–53k steps (seeds 0–3); Pendulum-v1 reaches −200 after 163k–189k steps (seeds 0, 1) and
+  then drifts back to −330…−420 by 300k. With 1 learner step per rollout: 56k–172k (seeds 0–9)
+  and 349k–384k (seeds 0–2). Tuning notes (CartPole-v1, 1 learner step, before PopArt): with
+  dual_lr 0.01, η rose from 1 to only 1.7 in the first 100 updates while the E-step KL stayed
+  near 1, ten times ε_η; with lr 1e-3 one seed in three missed 475 within 300k steps; lr 1e-2
+  with 4 learner steps was slower (118k, seed 0).
 * ``mujoco``: ours (the paper's continuous-control table is not in ``data/``): the ``classic``
   values with a larger batch, 8 envs × 64 steps. Measured (mean of the last 10 episodes):
-  InvertedPendulum-v5 reaches 950 after 77k-84k steps (seeds 0, 1; with ``classic``'s 16 × 16
-  batch: 40k-43k); Hopper-v5 is at about 850 after 300k steps (seed 0; 16 × 16: about 450).
+  InvertedPendulum-v5 reaches 950 after 27k–32k steps (seeds 0, 1; 1 learner step: 77k–84k).
 * ``atari``: the paper's Atari Table 3 where it applies, taking its *multi-task* column because
   that is the setting whose rewards are clipped to [−1, 1] and discounted with γ = 0.99, as
   ``rlkit.envs`` trains Atari (sign-clipped rewards): T_target = 100 (P), ε_η = 0.02 (P, both
@@ -126,7 +139,8 @@ class VMPOConfig(Config):
     initial_alpha_sigma: float = PAPER_INITIAL_DUALS["continuous"]["alpha_sigma"]  # 1 (Gaussian policies)
     dual_lr: float = 0.05
     # the target (behaviour) network π_old
-    target_period: int = 10  # T_target: refresh π_old ← π_θ every this many updates
+    target_period: int = 10  # T_target: refresh π_old ← π_θ every this many learner steps
+    learner_steps: int = 4  # learner steps (Adam steps) on each rollout; the paper: 1 (fresh data for every step)
     # losses and the networks' Adam
     value_coef: float = 0.5  # c_V: c_V·mean (V − G)², 0.5 = the paper's ½
     entropy_coef: float = 0.0  # c_H: not part of V-MPO (0); a bonus −c_H·H[π] if you want one
@@ -145,7 +159,8 @@ class VMPOConfig(Config):
         check(self.eps_alpha_high > self.eps_alpha_low, "eps_alpha_high", self.eps_alpha_high,
               f"> eps_alpha_low = {self.eps_alpha_low} (ε_α is drawn from [eps_alpha_low, eps_alpha_high))")
         check(0 < self.top_k_fraction <= 1, "top_k_fraction", self.top_k_fraction, "in (0, 1]")
-        check(self.target_period >= 1, "target_period", self.target_period, "an integer >= 1 (valid range [1, inf))")
+        for name in ("target_period", "learner_steps"):
+            check(getattr(self, name) >= 1, name, getattr(self, name), "an integer >= 1 (valid range [1, inf))")
         for name in ("value_coef", "max_grad_norm"):
             check(getattr(self, name) >= 0, name, getattr(self, name), ">= 0 (valid range [0, inf))")
         check(0 < self.popart_beta <= 1, "popart_beta", self.popart_beta, "in (0, 1]")
@@ -218,8 +233,8 @@ class VMPO(Agent):
         "atari": dict(
             num_envs=32, num_steps=20, gamma=0.99, lam=1.0, shared_trunk=True, eps_eta=0.02, top_k_fraction=0.5,
             eps_alpha_log_uniform=True, eps_alpha_low=0.001, eps_alpha_high=0.01, eps_alpha=0.005,
-            initial_eta=1.0, initial_alpha=5.0, target_period=100, value_coef=0.5, lr=1e-4, dual_lr=0.01,
-            max_grad_norm=0.0, popart=True,
+            initial_eta=1.0, initial_alpha=5.0, target_period=100, learner_steps=1, value_coef=0.5, lr=1e-4,
+            dual_lr=0.01, max_grad_norm=0.0, popart=True,
         ),
         "mujoco": dict(
             num_envs=8, num_steps=64, gamma=0.99, lam=1.0, shared_trunk=False, hidden_sizes=[64, 64],
@@ -282,19 +297,40 @@ class VMPO(Agent):
         return adv + rollout.values * rollout.valid, adv
 
     def update(self, rollout: Rollout) -> dict[str, float]:
+        """``learner_steps`` learner steps on one rollout; the last one's diagnostics (``target_updated``: at any)."""
         c, start = self.config, self.clock()
         valid = rollout.valid
         if not bool(valid.any()):
             raise ValueError("the rollout has no valid step to learn from (every step is a reset step)")
-        T, N = valid.shape
 
-        # 1. Value targets and advantages (the online critic's values, collected by `policy`).
+        # 1. Value targets and advantages (the online critic's values, collected by `policy`): fixed
+        #    for all the learner steps on this rollout, as PPO fixes its advantages per batch.
         returns, advantages = self.advantages(rollout)
         if self.popart is not None:  # move μ, σ toward the targets, keeping V(s) unchanged
             self.popart.update(returns[valid])
             advantages = advantages / self.popart.sigma
 
-        # 2. E-step: top-k of the valid advantages, weights ψ, temperature loss L_η.
+        target_updated = False
+        for i in range(c.learner_steps):
+            # counted over the run, so that T_target is in learner steps (the paper's unit)
+            learner_step = self.updates * c.learner_steps + i + 1
+            diagnostics = self._learner_step(rollout, returns, advantages, learner_step)
+            target_updated = target_updated or diagnostics["target_updated"] == 1.0
+        self.updates += 1
+        diagnostics["target_updated"] = float(target_updated)  # at any learner step of this update
+        if self.popart is not None:
+            diagnostics.update(popart_mu=self.popart.mu, popart_sigma=self.popart.sigma)
+        diagnostics["time_update"] = self.clock() - start
+        return diagnostics
+
+    def _learner_step(self, rollout: Rollout, returns: Tensor, advantages: Tensor, learner_step: int
+                      ) -> dict[str, float]:
+        """Learner step number ``learner_step`` (from 1): an E-step, an M-step and a critic step (one Adam step
+        on the networks, one on the duals); π_old ← π_θ when ``learner_step`` is a multiple of T_target."""
+        c, valid = self.config, rollout.valid
+        T, N = valid.shape
+
+        # 2. E-step: top-k of the valid advantages, weights ψ, temperature loss L_η (the current η).
         estep = e_step(advantages, self.duals.eta, c.eps_eta, c.top_k_fraction, valid=valid)
         self.last_estep = estep
 
@@ -306,7 +342,7 @@ class VMPO(Agent):
         pi = self.model.distribution(pd_params)
         log_probs = pi.log_prob(rollout.actions.reshape(T * N, *rollout.actions.shape[2:])).reshape(T, N)
         loss_pi = policy_loss(log_probs, estep.weights)
-        duals = self.duals.diagnostics()  # the values this update uses
+        duals = self.duals.diagnostics()  # the values this step uses
         if self.discrete:
             eps_alpha = (sample_eps_alpha(c.eps_alpha_low, c.eps_alpha_high, generator=self.eps_generator)
                          if c.eps_alpha_log_uniform else c.eps_alpha)
@@ -342,10 +378,9 @@ class VMPO(Agent):
         self.optimizer.step()
         self.dual_optimizer.step()
         self.duals.project_()
-        self.updates += 1
 
-        # 6. Every T_target updates the target (behaviour) network catches up: π_old ← π_θ.
-        target_updated = self.updates % c.target_period == 0
+        # 6. Every T_target learner steps the target (behaviour) network catches up: π_old ← π_θ.
+        target_updated = learner_step % c.target_period == 0
         if target_updated:
             self.target.load_state_dict(self.model.state_dict())
 
@@ -362,9 +397,6 @@ class VMPO(Agent):
             grad_norm=grad_norm,
             target_updated=float(target_updated),
         )
-        if self.popart is not None:
-            diagnostics.update(popart_mu=self.popart.mu, popart_sigma=self.popart.sigma)
-        diagnostics["time_update"] = self.clock() - start
         return diagnostics
 
     # ---- checkpoints ------------------------------------------------------------------------
