@@ -100,5 +100,6 @@ def test_a_larger_eps_alpha_lets_the_m_step_move_further(vmpo_panel):
     tight = mean_of(vmpo_panel, "mstep_kl")
     vmpo_panel.controls["eps_alpha"].value = 1e-2
     loose = mean_of(vmpo_panel, "mstep_kl")
-    assert tight <= 1.05e-3  # the α dual holds the M-step KL under ε_α
+    # the α dual holds the M-step KL at ε_α on average (a Lagrange multiplier: met on average, not per step)
+    assert 0.9e-3 <= tight <= 1.1e-3
     assert loose > 2 * tight

@@ -57,16 +57,17 @@ Presets (P = the paper's value, read from ``data/``; everything else is ours):
   top half, ε_α = 0.01 (ε_α_μ = 0.01, ε_α_Σ = 1e-4 for Gaussian policies), T_target = 10
   learner steps, 4 learner steps per rollout, Adam lr 3e-3 for the networks and dual_lr 0.05 for
   the duals, PopArt; initial duals η = 1, α = 5 (categorical), α_μ = α_Σ = 1 (Gaussian) (P,
-  Table 1). Measured (mean return of the last 10 episodes): CartPole-v1 reaches 475 after
-  25k–53k steps (seeds 0–3); Pendulum-v1 reaches −200 after 163k–189k steps (seeds 0, 1) and
-  then drifts back to −330…−420 by 300k. With 1 learner step per rollout: 56k–172k (seeds 0–9)
-  and 349k–384k (seeds 0–2). Tuning notes (CartPole-v1, 1 learner step, before PopArt): with
+  Table 1). Measured (mean return of the last 10 episodes, ``data/benchmarks/sample_efficiency_vmpo.txt``):
+  CartPole-v1 reaches 475 after 25k–29k steps (seeds 0–2; seed 3: 53k), ACKTR's classic preset
+  after 19k–37k; Pendulum-v1 reaches −200 after 163k–189k steps (seeds 0–2; ACKTR 80k–243k) and
+  then drifts back (−462 ± 131 at 300k, ``data/reproductions/vmpo-vs-acktr-laptop``). With 1
+  learner step per rollout: 56k–172k (seeds 0–9) and 349k–384k (seeds 0–2). Tuning notes (CartPole-v1, 1 learner step, before PopArt): with
   dual_lr 0.01, η rose from 1 to only 1.7 in the first 100 updates while the E-step KL stayed
   near 1, ten times ε_η; with lr 1e-3 one seed in three missed 475 within 300k steps; lr 1e-2
   with 4 learner steps was slower (118k, seed 0).
 * ``mujoco``: ours (the paper's continuous-control table is not in ``data/``): the ``classic``
   values with a larger batch, 8 envs × 64 steps. Measured (mean of the last 10 episodes):
-  InvertedPendulum-v5 reaches 950 after 27k–32k steps (seeds 0, 1; 1 learner step: 77k–84k).
+  InvertedPendulum-v5 reaches 950 after 27k–53k steps (seeds 0–2; 1 learner step: 71k–84k).
 * ``atari``: the paper's Atari Table 3 where it applies, taking its *multi-task* column because
   that is the setting whose rewards are clipped to [−1, 1] and discounted with γ = 0.99, as
   ``rlkit.envs`` trains Atari (sign-clipped rewards): T_target = 100 (P), ε_η = 0.02 (P, both
