@@ -17,11 +17,15 @@ What one V-MPO update logs (``updates.csv``, one row per update; ``rlkit.agents.
 * ``alpha`` (categorical) or ``alpha_mu``, ``alpha_sigma`` (Gaussian): the M-step multipliers.
   Their loss α(ε_α − sg[KL]) has gradient ε_α − KL: α grows while the KL is above budget.
 * ``mstep_kl`` (categorical) = E_s KL(π_old ‖ π_θ) over the batch's valid states at the start of the
-  update; Gaussian: the decoupled parts ``mstep_kl_mean`` (new mean, old covariance) and
-  ``mstep_kl_cov`` (old mean, new covariance), each with its own ε (``eps_alpha_mu``,
-  ``eps_alpha_sigma``). π_old is the target network, refreshed every ``target_period`` updates (T):
-  right after a refresh the KL is 0, then it grows as π_θ drifts, a saw-tooth of period T. Its mean
-  over training, not its value at one update, is what ε_α bounds.
+  update's last learner step; Gaussian: the decoupled parts ``mstep_kl_mean`` (new mean, old
+  covariance) and ``mstep_kl_cov`` (old mean, new covariance), each with its own ε
+  (``eps_alpha_mu``, ``eps_alpha_sigma``). π_old is the target network, refreshed every
+  ``target_period`` learner steps (T), ``learner_steps`` of them per update: right after a refresh
+  the KL is 0, then it grows as π_θ drifts, a saw-tooth of period T learner steps. The logged value
+  samples it once per update, so the logged pattern repeats every lcm(T, learner_steps) /
+  learner_steps updates (:func:`kl_cycle_updates`; with 1 learner step it is T and the logged KL
+  is 0 after every refresh). Its mean over training, not its value at one update, is what ε_α
+  bounds.
 
 Conventions
 -----------
@@ -153,9 +157,17 @@ def run_outcome(run_dir: str | os.PathLike, threshold: float | None = None) -> d
             "final_return": final_return(run_dir)}
 
 
+def kl_cycle_updates(run_dir: str | os.PathLike) -> int:
+    """Updates after which the logged M-step KL's refresh pattern repeats: lcm(T_target, learner_steps) /
+    learner_steps (T_target when each update is one learner step, as in runs made before learner_steps)."""
+    agent = read_config(run_dir)["agent"]
+    target_period, learner_steps = int(agent["target_period"]), int(agent.get("learner_steps", 1))
+    return math.lcm(target_period, learner_steps) // learner_steps
+
+
 def rolling_mean(values: np.ndarray, window: int) -> np.ndarray:
     """Mean of the last ``window`` values at each index (fewer at the start): the M-step KL averaged over
-    one target period smooths its saw-tooth."""
+    one refresh cycle (:func:`kl_cycle_updates`) smooths its saw-tooth."""
     return smoothed_returns(np.asarray(values, dtype=float), window)
 
 
@@ -173,7 +185,8 @@ _LABELS = {"mstep_kl": ("M-step KL(π_old ‖ π_θ)", "ε_α"),
 
 def draw_vmpo_run(run_dir: str | os.PathLike, fig=None, threshold: float | None = None):
     """Six panels of one V-MPO run: the learning curve; η; α (α_μ, α_Σ); the E-step KL against ε_η; the
-    M-step KL(s) against ε_α (each per update, thin, and averaged over one target period, thick);
+    M-step KL(s) against ε_α (each per update, thin, and averaged over one refresh cycle, thick:
+    :func:`kl_cycle_updates`);
     max ψ against 1/k. Returns the matplotlib Figure."""
     if fig is None:
         import matplotlib.pyplot as plt
@@ -183,7 +196,7 @@ def draw_vmpo_run(run_dir: str | os.PathLike, fig=None, threshold: float | None 
     s = vmpo_run_summary(run_dir, threshold)
     u = read_updates(run_dir)
     x = u["env_steps"]
-    period = int(s["target_period"])
+    period = kl_cycle_updates(run_dir)
     axes = fig.subplots(2, 3).ravel()
     steps, curve = learning_curve(run_dir)
     axes[0].plot(steps, curve, color="C0")

@@ -160,6 +160,19 @@ def test_sweep_heatmaps_draw(sweep):
     assert "2.0e-02" in [t.get_text() for t in heatmaps[2].texts]
 
 
+@pytest.mark.parametrize("target_period, learner_steps, cycle", [(4, None, 4), (10, 1, 10), (10, 4, 5), (8, 4, 2),
+                                                                 (3, 4, 3)])
+def test_kl_cycle_updates_is_when_the_refresh_pattern_repeats(tmp_path, target_period, learner_steps, cycle):
+    """Refreshes at learner steps T, 2T, ...; update u holds learner steps (u−1)·L+1 … u·L: the pattern of
+    refreshes per update repeats after lcm(T, L) learner steps (runs without learner_steps: L = 1)."""
+    agent = {"target_period": target_period} | ({} if learner_steps is None else {"learner_steps": learner_steps})
+    run = make_run(tmp_path / "r", [(100, 10.0)], categorical_updates(), agent=agent)
+    assert vr.kl_cycle_updates(run) == cycle
+    L = learner_steps or 1
+    refreshed = [any(step % target_period == 0 for step in range(u * L + 1, (u + 1) * L + 1)) for u in range(60)]
+    assert refreshed[:cycle] == refreshed[cycle:2 * cycle] and refreshed[:30] == refreshed[cycle:30 + cycle]
+
+
 def test_benchmark_numbers_from_the_committed_csv():
     """benchmark_steps against the committed CSV read with the csv module and statistics.median."""
     import csv
