@@ -175,7 +175,7 @@ def batch_and_networks(algorithm: str, preset: str) -> dict:
     from rlkit.agents import resolve_config
 
     c = resolve_config(algorithm, preset=preset)
-    keys = ("num_envs", "num_steps", "hidden_sizes", "activation", "shared_trunk")
+    keys = ("num_envs", "num_steps", "hidden_sizes", "activation", "shared_trunk", "log_std_init")
     return {k: getattr(c, k, None) for k in keys}
 
 
@@ -576,7 +576,8 @@ def main(argv=None) -> None:
         distinct = {repr(s) for s in shapes.values()}
         s = next(iter(shapes.values()))
         desc = (f"{s['num_envs']} x {s['num_steps']} steps, {'-'.join(map(str, s['hidden_sizes']))} {s['activation']}, "
-                f"{'shared trunk' if s['shared_trunk'] else 'separate actor and critic'}")
+                f"{'shared trunk' if s['shared_trunk'] else 'separate actor and critic'}, "
+                f"initial log-std {s['log_std_init']:g} (Gaussian policies)")
         out(f"  {env:27s} preset {preset:8s} {desc}" + ("" if len(distinct) == 1 else
             f"  WARNING: not identical: {shapes}"))
 

@@ -220,7 +220,7 @@ def test_preset_follows_the_env_family_and_overrides_win():
     hopper = EnvSummary("Hopper-v5", "mujoco", "continuous", 3, "Box", (11,), "float64")
     assert resolve_config("acktr", env_summary=pong).eta_max == 0.25
     assert resolve_config("acktr", {"num_steps": 100}, env_summary=hopper).num_steps == 100
-    assert resolve_config("acktr", env_summary=hopper).eta_max == 0.03
+    assert resolve_config("acktr", env_summary=hopper).log_std_init == -1.5
     assert resolve_config("acktr").stats_decay == ACKTR.Config().stats_decay  # classic = the defaults
 
 

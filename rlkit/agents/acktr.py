@@ -50,18 +50,34 @@ those of the paper's code, openai/baselines, converted where conventions differ)
   linear decay of lr to 0, its momentum 0.9 on the preconditioned step, the 10 "cold" SGD
   iterations, and asynchronous inverses (here ``inverse_every`` = 10 synchronous updates).
 * ``mujoco``: ``baselines/acktr/acktr_cont.py`` + ``run_mujoco.py`` (the 2017 code of the
-  paper's MuJoCo runs): one env × 2500 steps per batch, γ = 0.99, λ = 0.97, standardized
-  advantages, separate 64-64 networks, damping 0.01, ``stats_decay`` 0.99, no entropy bonus;
-  ``clip_kl`` 0.01 (KfacOptimizer's default there) → δ = 0.005 in the paper convention; step size
-  0.03 → the initial η_max, adapted after every update as baselines does: ×1.5 if the measured KL
-  is below ``target_kl``/2, ÷1.5 above 2·``target_kl``, with ``desired_kl`` 0.002 → target_kl
-  (bounds 1e-8 and 1). In practice the adapted η_max, not δ, limits the step (``eta_capped`` = 1).
-  Critic: baselines' damping 0.1 and ``stats_decay`` 0.95 for its value network; its 25 small K-FAC
-  iterations per batch (lr 0.001, ``clip_kl`` 0.3) are replaced by one Gauss-Newton step with
-  critic_eta_max = 1 and critic_delta = 0.15 (0.3 in baselines' convention). Its critic used ELU
-  and time features; ours is the tanh MLP of the actor. Not reproduced: momentum 0.9.
-  Measured here: InvertedPendulum-v5 reaches a mean return of 950 (last 10 episodes) after about
-  2050 episodes (75k steps, seeds 0 and 1); the paper's Table 2 reports 6831.
+  paper's MuJoCo runs) where it worked here, ours where it did not. From baselines: one env × 2500
+  steps per batch, γ = 0.99, λ = 0.97, standardized advantages, separate 64-64 networks, damping
+  0.01, ``stats_decay`` 0.99, no entropy bonus; ``clip_kl`` 0.01 (KfacOptimizer's default there) →
+  δ = 0.005 in the paper convention; the critic's damping 0.1 and ``stats_decay`` 0.95. Ours, each
+  measured on Reacher-v5 (seed 0, mean return of the last 10 episodes; threshold −7, the paper's
+  Table 2: 3,325 episodes):
+
+  - ``log_std_init`` = −1.5 (σ = 0.22; baselines: 0, σ = 1). Reacher charges Σa² per step on the
+    clipped action, so exploration noise of σ = 1 alone costs about −60 per 50-step episode, far
+    below −7; the trust region then spends most of its budget shrinking σ. Initial σ and episodes
+    to −7 (with δ = 0.005, η_max = 1 and 25 critic steps of 0.01 per batch): σ = 1: not reached in
+    200k steps (−21 at 200k); σ = 0.61: not reached (−12 at 200k, seeds 0 and 1); σ = 0.37: 3,736
+    episodes (δ = 0.01: 2,975, 3,212, 3,317 on seeds 0–2); σ = 0.22: 2,227. This preset (σ = 0.22,
+    5 critic steps of 0.02): 1,900 (δ = 0.01: 1,732).
+  - a fixed η_max = 1 (``target_kl`` 0) instead of baselines' step size 0.03 adapted toward a
+    measured KL of 0.002 per update (×1.5 / ÷1.5): that adaptation kept the actor's steps so small
+    that Reacher went from −61 to −60 in 100k steps. Here δ limits the step; the measured KL per
+    update is then several times δ (K-FAC underestimates the curvature along the step, see below).
+  - the critic fitted with ``critic_iterations`` = 5 Gauss-Newton steps per batch (each with its
+    own Fisher pass) with critic_delta = 0.02 (RMS ΔV ≈ 0.2 per step): baselines fits its value
+    network with 25 small K-FAC iterations per batch. With one step of 0.15 the critic's explained
+    variance on Reacher stayed near 0 for 100k steps; 25 steps of 0.01 took 7× the update time of
+    5 steps of 0.02 for the same result (2,968 vs 2,975 episodes at σ = 0.37).
+
+  Its critic used ELU and time features; ours is the tanh MLP of the actor. Not reproduced:
+  momentum 0.9. Measured with this preset: ``data/benchmarks/sample_efficiency.txt``.
+  (Baselines' values, for comparison runs: ``--log-std-init 0 --eta-max 0.03 --target-kl 0.002
+  --critic-delta 0.15 --critic-iterations 1``.)
 * ``classic``: ours, tuned so that CartPole-v1 reaches a mean return of 475 well within 200k
   steps on a CPU (the defaults of :class:`ACKTRConfig` are this preset): 16 envs × 16 steps,
   separate 64-64 tanh networks, δ = 0.002, η_max = 0.25, damping 0.01, ``stats_decay`` 0.5.
@@ -188,10 +204,11 @@ class ACKTR(Agent):
         ),
         "mujoco": dict(
             num_envs=1, num_steps=2500, gamma=0.99, lam=0.97, normalize_advantages=True, shared_trunk=False,
-            hidden_sizes=[64, 64], activation="tanh", value_coef=0.5, entropy_coef=0.0,
-            delta=0.005, eta_max=0.03, target_kl=0.002, damping=0.01, damping_mode="eigen", stats_decay=0.99,
+            hidden_sizes=[64, 64], activation="tanh", log_std_init=-1.5, value_coef=0.5, entropy_coef=0.0,
+            delta=0.005, eta_max=1.0, target_kl=0.0, damping=0.01, damping_mode="eigen", stats_decay=0.99,
             inverse_every=1,
-            critic_sigma=1.0, critic_delta=0.15, critic_eta_max=1.0, critic_damping=0.1, critic_stats_decay=0.95,
+            critic_sigma=1.0, critic_delta=0.02, critic_eta_max=1.0, critic_damping=0.1, critic_stats_decay=0.95,
+            critic_iterations=5,
         ),
     }
 
