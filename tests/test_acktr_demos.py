@@ -232,9 +232,31 @@ def test_sample_efficiency_ratio_uses_medians_and_counts_censored_runs_as_infini
 
 
 def test_the_committed_benchmark_gives_the_notebooks_ratios():
+    """The ratios the notebooks print, against the committed CSV read with the csv module (censored runs at
+    infinity) and against the ratios the benchmark script itself printed into sample_efficiency.txt."""
+    import csv
+    import re
+    import statistics
+
+    from rlkit.data import data_dir
+
     rows = demos.benchmark_rows("sample_efficiency")
-    assert demos.sample_efficiency_ratio(rows, "CartPole-v1", unit="steps") == pytest.approx(177243 / 33936)
-    assert demos.sample_efficiency_ratio(rows, "InvertedPendulum-v5") == pytest.approx(3683 / 2043)
+    with open(data_dir() / "benchmarks" / "sample_efficiency.csv", newline="") as f:
+        raw = list(csv.DictReader(f))
+    printed = (data_dir() / "benchmarks" / "sample_efficiency.txt").read_text(encoding="utf-8")
+    printed_steps = dict(re.findall(r"([A-Za-z]+-v\d) (>?[\d.]+)", printed.split("A2C/ACKTR env steps:")[1].split("\n")[0]))
+
+    def median(env, algorithm, column):
+        return statistics.median(float(r[column]) if r["status"] == "reached" else math.inf
+                                 for r in raw if (r["env"], r["algorithm"]) == (env, algorithm))
+
+    for env in ("CartPole-v1", "InvertedPendulum-v5", "Reacher-v5"):
+        for unit, column in (("steps", "env_steps_to_threshold"), ("episodes", "episodes_to_threshold")):
+            expected = median(env, "a2c", column) / median(env, "acktr", column)
+            assert demos.sample_efficiency_ratio(rows, env, unit=unit) == pytest.approx(expected)
+        if not printed_steps[env].startswith(">"):
+            assert demos.sample_efficiency_ratio(rows, env, unit="steps") == pytest.approx(float(printed_steps[env]),
+                                                                                         abs=0.005)
 
 
 def test_table2_comparison(tmp_path):
