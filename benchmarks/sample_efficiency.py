@@ -248,16 +248,16 @@ class _Stopper:
         from rlkit.runs import EPISODES_FILE, read_csv
 
         if self.recent is None:  # first update of this process: episodes.csv holds all episodes so far (flushed)
-            rows = read_csv(self.run_dir / EPISODES_FILE)[1]
-            self.recent = deque((float(r["episode_return"]) for r in rows), maxlen=WINDOW)
-            new = []
+            self.recent = deque(maxlen=WINDOW)
+            new = [float(r["episode_return"]) for r in read_csv(self.run_dir / EPISODES_FILE)[1]]
         else:
             new = [e.episode_return for e in info.episodes]
+        # every window, as the report's threshold_crossing does: an update of a long batch ends many
+        # episodes, and the last-10 mean may cross the threshold and fall back within one update
         for r in new:
             self.recent.append(r)
-        if len(self.recent) == WINDOW and statistics.fmean(self.recent) >= self.threshold:
-            raise _ThresholdReached()
-        # (the first call checks the window after this update's episodes, already in the CSV)
+            if len(self.recent) == WINDOW and statistics.fmean(self.recent) >= self.threshold:
+                raise _ThresholdReached()
 
 
 def _init_worker() -> None:

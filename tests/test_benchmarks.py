@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 BENCHMARKS = REPO / "benchmarks"
 
@@ -67,3 +69,30 @@ def test_throughput_quick_writes_its_csvs(tmp_path):
     assert runs_header == list(tp.RUN_COLUMNS) and len(runs) == len(expected)
     assert (tmp_path / "throughput.txt").read_text().startswith("$ python benchmarks/throughput.py")
     assert "A2C/ACKTR" in stdout
+
+
+def test_the_stopper_stops_at_a_window_that_crosses_inside_one_update(tmp_path):
+    """A window of 10 episodes reaching the threshold in the middle of an update stops the run, even when the
+    last 10 episodes of that update are below it (the report's rule: rlkit.report.threshold_crossing)."""
+    from types import SimpleNamespace
+
+    from rlkit.report import threshold_crossing
+    from rlkit.runs import EPISODES_FILE, write_csv
+
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import sample_efficiency as se
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    write_csv(tmp_path / EPISODES_FILE, ["env_steps", "episode_return"],
+              [{"env_steps": i, "episode_return": 0.0} for i in range(12)])
+    stopper = se._Stopper(tmp_path, threshold=100.0)
+    stopper(SimpleNamespace(episodes=[]))  # first call: the CSV's 12 episodes, mean 0
+    update = [100.0] * 10 + [0.0] * 5  # the window of the first ten crosses; the update's last ten do not
+    assert threshold_crossing([0.0] * 12 + update, 100.0, 10) is not None
+    assert sum(update[-10:]) / 10 < 100.0
+    with pytest.raises(se._ThresholdReached):
+        stopper(SimpleNamespace(episodes=[SimpleNamespace(episode_return=r) for r in update]))
+    quiet = se._Stopper(tmp_path, threshold=100.0)
+    quiet(SimpleNamespace(episodes=[]))
+    quiet(SimpleNamespace(episodes=[SimpleNamespace(episode_return=r) for r in [100.0] * 9 + [0.0] * 5]))  # no window
