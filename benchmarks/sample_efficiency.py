@@ -243,21 +243,18 @@ class _Stopper:
         self.run_dir, self.threshold, self.recent = run_dir, threshold, None
 
     def __call__(self, info) -> None:
-        from collections import deque
-
+        from rlkit.report import threshold_crossing
         from rlkit.runs import EPISODES_FILE, read_csv
 
         if self.recent is None:  # first update of this process: episodes.csv holds all episodes so far (flushed)
-            self.recent = deque(maxlen=WINDOW)
-            new = [float(r["episode_return"]) for r in read_csv(self.run_dir / EPISODES_FILE)[1]]
-        else:
-            new = [e.episode_return for e in info.episodes]
-        # every window, as the report's threshold_crossing does: an update of a long batch ends many
-        # episodes, and the last-10 mean may cross the threshold and fall back within one update
-        for r in new:
-            self.recent.append(r)
-            if len(self.recent) == WINDOW and statistics.fmean(self.recent) >= self.threshold:
-                raise _ThresholdReached()
+            returns = [float(r["episode_return"]) for r in read_csv(self.run_dir / EPISODES_FILE)[1]]
+        else:  # the last WINDOW − 1 episodes before this update, then this update's
+            returns = self.recent + [e.episode_return for e in info.episodes]
+        # every window, by the report's rule: an update of a long batch ends many episodes, and the
+        # last-10 mean may cross the threshold and fall back within one update
+        if threshold_crossing(returns, self.threshold, WINDOW) is not None:
+            raise _ThresholdReached()
+        self.recent = returns[-(WINDOW - 1):]
 
 
 def _init_worker() -> None:

@@ -61,10 +61,10 @@ Presets (P = the paper's value, read from ``data/``; everything else is ours):
   CartPole-v1 reaches 475 after 25k–29k steps (seeds 0–2; seed 3: 53k), ACKTR's classic preset
   after 19k–37k; Pendulum-v1 reaches −200 after 163k–189k steps (seeds 0–2; ACKTR 80k–243k) and
   then drifts back (−462 ± 131 at 300k, ``data/reproductions/vmpo-vs-acktr-laptop``). With 1
-  learner step per rollout: 56k–172k (seeds 0–9) and 349k–384k (seeds 0–2). Tuning notes (CartPole-v1, 1 learner step, before PopArt): with
-  dual_lr 0.01, η rose from 1 to only 1.7 in the first 100 updates while the E-step KL stayed
-  near 1, ten times ε_η; with lr 1e-3 one seed in three missed 475 within 300k steps; lr 1e-2
-  with 4 learner steps was slower (118k, seed 0).
+  learner step per rollout: 56k–172k (seeds 0–9) and 349k–384k (seeds 0–2). Tuning notes
+  (CartPole-v1, 1 learner step, before PopArt): with dual_lr 0.01, η rose from 1 to only 1.7 in
+  the first 100 updates while the E-step KL stayed near 1, ten times ε_η; with lr 1e-3 one seed
+  in three missed 475 within 300k steps; lr 1e-2 with 4 learner steps was slower (118k, seed 0).
 * ``mujoco``: ours (the paper's continuous-control table is not in ``data/``): the ``classic``
   values with a larger batch, 8 envs × 64 steps. Measured (mean of the last 10 episodes):
   InvertedPendulum-v5 reaches 950 after 27k–53k steps (seeds 0–2; 1 learner step: 71k–84k).
