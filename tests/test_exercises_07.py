@@ -112,8 +112,9 @@ def test_sample_efficiency_ratio(capsys):
 
 
 def test_sample_efficiency_ratio_on_the_committed_benchmark(capsys):
-    """The answer computed from data/benchmarks/sample_efficiency.csv read with the csv module: the ratio of the
-    median episodes is accepted, the ratio of the means is refused with the 'means' hint."""
+    """The answer computed from data/benchmarks/sample_efficiency.csv read with the csv module (a censored seed,
+    empty episodes_to_threshold, counts as +inf): the ratio of the medians over all seeds is accepted; the ratio of
+    the means, and the medians over the reached seeds only, are refused with their hints."""
     import csv
     import statistics
 
@@ -121,11 +122,33 @@ def test_sample_efficiency_ratio_on_the_committed_benchmark(capsys):
 
     with open(data_dir() / "benchmarks" / "sample_efficiency.csv", newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["env"] == ex07.RATIO_ENV]
-    episodes = {a: [float(r["episodes_to_threshold"]) for r in rows if r["algorithm"] == a] for a in ("a2c", "acktr")}
+    episodes = {a: [float(r["episodes_to_threshold"] or "inf") for r in rows if r["algorithm"] == a]
+                for a in ("a2c", "acktr")}
     assert ex07.check_sample_efficiency_ratio(statistics.median(episodes["a2c"]) / statistics.median(episodes["acktr"]))
-    means = statistics.mean(episodes["a2c"]) / statistics.mean(episodes["acktr"])
+    reached = {a: [e for e in v if e != float("inf")] for a, v in episodes.items()}
+    means = statistics.mean(reached["a2c"]) / statistics.mean(reached["acktr"])
     assert ex07.check_sample_efficiency_ratio(means) is False
     assert "means" in capsys.readouterr().out.splitlines()[-1]
+    if reached != episodes:  # a censored seed: dropping it is the tempting mistake
+        dropped = statistics.median(reached["a2c"]) / statistics.median(reached["acktr"])
+        assert ex07.check_sample_efficiency_ratio(dropped) is False
+        assert "left out the seed" in capsys.readouterr().out.splitlines()[-1]
+
+
+def test_sample_efficiency_ratio_with_a_censored_seed(capsys):
+    """Hand-made rows: A2C seeds at 100, 300 episodes and one censored (NaN) -> median 300; ACKTR 50, 60, 100 ->
+    median 60, mean 70. Accepted: 300/60 = 5. Refused: 200/60 (the censored seed dropped, +inf hint) and
+    200/70 (means of the reached seeds, 'means' hint)."""
+    nan = float("nan")
+    rows = [{"env": ex07.RATIO_ENV, "algorithm": a, "episodes_to_threshold": e, "env_steps_to_threshold": 10 * e}
+            for a, values in (("a2c", (100.0, 300.0, nan)), ("acktr", (50.0, 60.0, 100.0))) for e in values]
+    assert ex07.check_sample_efficiency_ratio(5.0, rows=rows) is True
+    capsys.readouterr()
+    assert ex07.check_sample_efficiency_ratio(200.0 / 60.0, rows=rows) is False
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert "left out the seed" in last and "means" not in last
+    assert ex07.check_sample_efficiency_ratio(200.0 / 70.0, rows=rows) is False
+    assert "ratio of the means" in capsys.readouterr().out.splitlines()[-1]
 
 
 def test_sweep_steps_on_the_committed_sweep(capsys):
