@@ -149,6 +149,8 @@ def test_sample_efficiency_ratio_with_a_censored_seed(capsys):
     assert "left out the seed" in last and "means" not in last
     assert ex07.check_sample_efficiency_ratio(200.0 / 70.0, rows=rows) is False
     assert "ratio of the means" in capsys.readouterr().out.splitlines()[-1]
+    assert ex07.check_sample_efficiency_ratio(float("nan"), rows=rows) is False  # np.median with the NaN left in
+    assert "count that seed as +inf" in capsys.readouterr().out.splitlines()[-1]
 
 
 def test_sweep_steps_on_the_committed_sweep(capsys):

@@ -90,6 +90,13 @@ def check_sweep_steps(answer, sweep=None, threshold: float = 475.0) -> bool:
     return verdict
 
 
+def _is_nan(answer) -> bool:
+    try:
+        return math.isnan(float(answer))
+    except (TypeError, ValueError):
+        return False
+
+
 def check_sample_efficiency_ratio(answer, rows: list[dict] | None = None) -> bool:
     """Exercise 3: A2C's over ACKTR's median episodes to the threshold on :data:`RATIO_ENV`, from
     ``data/benchmarks/sample_efficiency.csv`` (``rows``: those rows, for tests).
@@ -121,6 +128,9 @@ def check_sample_efficiency_ratio(answer, rows: list[dict] | None = None) -> boo
         hint = "that is the ratio of the means; use the medians over seeds"
         if censored:
             hint += " (a seed that never reached the threshold has no finite mean to join; it counts as +inf)"
+    elif not ok and censored and _is_nan(answer):
+        hint = ("NaN: the censored seed's empty episodes_to_threshold is NaN, and np.median of a list with a NaN is "
+                "NaN; count that seed as +inf (it needed more episodes than it ran) before taking the median")
     elif not ok and censored and close(answer, np.median(a2c) / np.median(acktr), rtol=2e-3, atol=0.0)[0]:
         hint = ("you left out the seed that did not reach the threshold: it needed more episodes than it ran, "
                 "so count it as +inf (censored) and take the median over all seeds")
