@@ -33,9 +33,12 @@ ARTIFACTS = REPO / "test-artifacts"
 # --no-sandbox (chromium_sandbox=False) and a fresh --user-data-dir itself.
 CHROMIUM_FLAGS = ["--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync"]
-# JupyterLab settings for the test: every cell in the DOM (no virtual scrolling), no news pop-up.
+# JupyterLab settings for the test: every cell in the DOM (no virtual scrolling), no news pop-up, and the
+# notebook's own kernel started without asking: on a loaded machine JupyterLab sometimes shows its
+# "Select Kernel" dialog even for a notebook whose kernelspec exists, and the dialog blocks every click.
 LAB_SETTINGS = {
-    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none",
+                                                                   "autoStartDefaultKernel": True},
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
                                                                         "checkForUpdates": False},
 }
@@ -132,6 +135,14 @@ def ran(prompt: str) -> bool:
     return re.fullmatch(r"\[\d+\]:", prompt) is not None
 
 
+def fail_on_dialog(page, name: str) -> None:
+    """A JupyterLab dialog blocks every click: fail at once with its text instead of a click timeout."""
+    dialog = page.locator(".jp-Dialog")
+    if dialog.count() and dialog.first.is_visible():
+        text = " ".join(dialog.first.inner_text().split())
+        raise AssertionError(f"{name}: JupyterLab shows a dialog that blocks the page: {text!r}")
+
+
 def run_all_cells(page, name: str) -> None:
     """Run all cells from the Run menu; wait until every code cell has run and the kernel is idle."""
     def kernel_idle():
@@ -141,6 +152,7 @@ def run_all_cells(page, name: str) -> None:
     time.sleep(1.0)  # the status can read idle for a moment while the session is still being set up
     wait_until(kernel_idle, 30, f"the kernel of {name} to be idle")
     for attempt in range(3):
+        fail_on_dialog(page, name)
         page.get_by_role("menuitem", name="Run", exact=True).click()
         page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
         try:  # a click too early (the notebook not yet the current widget) does nothing: click again
