@@ -448,7 +448,8 @@ class _Session:
                    desc=f"{self.cls.name} {self.env_id} s{self.seed}", smoothing=0.1)
         try:
             while self.collector.env_steps < steps:
-                rollout = self.collector.collect(self.agent.policy)
+                with self.agent.acting():
+                    rollout = self.collector.collect(self.agent.policy)
                 self.update += 1
                 diagnostics = self.agent.update(rollout)
                 now = self.wall_time()

@@ -93,6 +93,37 @@ def test_acktr_kfac_objects_and_log_std_block():
     assert set(shared.kfacs) == {"model"} and not shared.kfac.uncovered_parameters
 
 
+@pytest.mark.parametrize("shared", [False, True])
+def test_acktr_acts_without_kfac_hooks_and_updates_identically(shared):
+    """Inside acting() no covered layer carries a forward hook (KFAC.paused); outside, every one does. Collecting
+    inside it changes no number: two agents of one seed, one collecting inside acting() and one outside, end two
+    updates with bit-equal parameters."""
+    agent, collector = setup("acktr", "CartPole-v1", shared_trunk=shared)
+    linears = [m for m in agent.model.modules() if isinstance(m, torch.nn.Linear)]
+    with agent.acting():
+        assert all(not m._forward_hooks for m in linears)
+    assert all(len(m._forward_hooks) == 1 for m in linears)
+    twin, twin_collector = setup("acktr", "CartPole-v1", shared_trunk=shared)
+    for _ in range(2):
+        with agent.acting():
+            rollout = collector.collect(agent.policy)
+        agent.update(rollout)
+        twin.update(twin_collector.collect(twin.policy))
+    assert_same_tensors(agent.model.state_dict(), twin.model.state_dict())
+
+
+def test_mujoco_presets_share_batch_networks_and_initial_policy():
+    """What the sample-efficiency benchmark compares on MuJoCo differs only in the update: A2C's and TRPO's mujoco
+    presets have ACKTR's batch, networks and initial log-std (-1.5)."""
+    hopper = EnvSummary("Hopper-v5", "mujoco", "continuous", 3, "Box", (11,), "float64")
+    keys = ("num_envs", "num_steps", "hidden_sizes", "activation", "shared_trunk", "log_std_init")
+    acktr = resolve_config("acktr", env_summary=hopper)
+    assert acktr.log_std_init == -1.5
+    for name in ("a2c", "trpo"):
+        other = resolve_config(name, env_summary=hopper)
+        assert {k: getattr(other, k) for k in keys} == {k: getattr(acktr, k) for k in keys}, name
+
+
 # ----------------------------------------------------------------------------- determinism and checkpoints
 
 

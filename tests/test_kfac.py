@@ -292,6 +292,29 @@ def test_module_called_twice_is_treated_as_extra_locations():
     torch.testing.assert_close(S1, S2, **TIGHT)
 
 
+def test_paused_removes_the_hooks_and_captures_nothing():
+    """Inside paused(): no forward hook on any covered layer, and a forward there is not captured (a Fisher pass
+    after it finds no forward alive). After: hooks back, and the statistics of a forward equal the hand-computed
+    E[a aᵀ] (homogeneous coordinate), as if the pause had never happened."""
+    torch.manual_seed(7)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).to(DT)
+    kfac = KFAC(model, stats_decay=0.0)
+    x = torch.randn(6, 3, dtype=DT)
+    with kfac.paused():
+        assert all(len(m._forward_hooks) == 0 for m in model if isinstance(m, nn.Linear))
+        out = model(x)
+        with pytest.raises(RuntimeError, match="no forward pass"):
+            kfac.update_stats(categorical_fisher_loss(out))
+    assert all(len(m._forward_hooks) == 1 for m in model if isinstance(m, nn.Linear))
+    kfac.update_stats(categorical_fisher_loss(model(x)))
+    ae = torch.cat([x, torch.ones(6, 1, dtype=DT)], dim=1)
+    torch.testing.assert_close(kfac.layers["0"].A, ae.T @ ae / 6, **TIGHT)
+    kfac.remove()
+    with kfac.paused():  # after remove(): nothing to pause, and nothing comes back
+        pass
+    assert all(len(m._forward_hooks) == 0 for m in model if isinstance(m, nn.Linear))
+
+
 # --------------------------------------------------------------------------- preconditioning
 
 

@@ -98,6 +98,7 @@ classic preset), ≈ 28 with 0.99 (the paper's value). Watch ``measured_kl`` bes
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import torch
@@ -241,6 +242,15 @@ class ACKTR(Agent):
                 self.kfacs["critic"] = self.critic_kfac
 
     # ---- the update -------------------------------------------------------------------------
+
+    def acting(self) -> contextlib.AbstractContextManager[None]:
+        """Collect without the K-FAC forward hooks (:meth:`rlkit.kfac.KFAC.paused`): the rollout's
+        forwards are never captured, and an MLP acting one step at a time skips PyTorch's slower
+        hooked-module call path (measured: ~8% of HalfCheetah's policy forward)."""
+        stack = contextlib.ExitStack()
+        for kfac in self.kfacs.values():
+            stack.enter_context(kfac.paused())
+        return stack
 
     def update(self, rollout: Rollout) -> dict[str, float]:
         c, start = self.config, self.clock()

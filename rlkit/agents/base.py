@@ -22,6 +22,7 @@ checkpoint, so a restored agent draws exactly what the original would have drawn
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
@@ -243,6 +244,12 @@ class Agent:
         self.updates = 0  # learner updates done so far
 
     # ---- acting -------------------------------------------------------------------------
+
+    def acting(self) -> typing.ContextManager[None]:
+        """Context for collecting a rollout with :meth:`policy` (``rlkit.train`` enters it around
+        ``collector.collect``): agents that keep training-only machinery on the model (ACKTR's K-FAC
+        hooks) switch it off there. Here: nothing."""
+        return contextlib.nullcontext()
 
     @torch.no_grad()
     def policy(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
