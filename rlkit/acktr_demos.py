@@ -49,7 +49,7 @@ __all__ = [
     "kl_summary", "rolling_median", "time_split", "step_size_from_row",
     "sweep_late_returns",
     "kfac_layer_sizes",
-    "Reproduction", "load_reproduction", "benchmark_rows", "sample_efficiency_ratio",
+    "Reproduction", "load_reproduction", "benchmark_rows", "median_to_threshold", "sample_efficiency_ratio",
     "table2_comparison", "table3_comparison", "format_grid", "run_delta",
 ]
 
@@ -263,8 +263,10 @@ def benchmark_rows(name: str, data_dir: str | os.PathLike | None = None) -> list
     return _read_rows(locate(data_dir) / "benchmarks" / f"{name}.csv")
 
 
-def _median_to_threshold(rows: list[dict], env: str, algorithm: str, column: str) -> float:
-    """Median over seeds of ``column``; ``inf`` when fewer than half the seeds reached (censored)."""
+def median_to_threshold(rows: list[dict], env: str, algorithm: str, column: str) -> float:
+    """Median over seeds of ``column`` (``env_steps_to_threshold`` or ``episodes_to_threshold``) of the rows of
+    :func:`benchmark_rows`: a censored seed (NaN: not reached within its budget) counts as +inf, so the
+    median is ``inf`` when half the seeds or more are censored."""
     values = [r[column] for r in rows if r["env"] == env and r["algorithm"] == algorithm]
     if not values:
         raise ValueError(f"no {algorithm} rows for {env}")
@@ -277,7 +279,7 @@ def sample_efficiency_ratio(rows: list[dict], env: str, numerator: str = "a2c", 
     """median(numerator) / median(denominator) of the samples to the threshold, over seeds, from the rows of
     ``data/benchmarks/sample_efficiency.csv``; ``unit``: ``"episodes"`` (the paper's Table 2) or ``"steps"``."""
     column = {"episodes": "episodes_to_threshold", "steps": "env_steps_to_threshold"}[unit]
-    return _median_to_threshold(rows, env, numerator, column) / _median_to_threshold(rows, env, denominator, column)
+    return median_to_threshold(rows, env, numerator, column) / median_to_threshold(rows, env, denominator, column)
 
 
 def table2_comparison(reproduction: Reproduction, benchmarks: list[dict], paper: dict,
@@ -295,8 +297,8 @@ def table2_comparison(reproduction: Reproduction, benchmarks: list[dict], paper:
         rows.append({
             "algorithm": algorithm,
             "paper_episodes": float(paper_row[f"{algorithm}_episodes_to_threshold"]),
-            "bench_episodes": _median_to_threshold(benchmarks, env, algorithm, "episodes_to_threshold"),
-            "bench_steps": _median_to_threshold(benchmarks, env, algorithm, "env_steps_to_threshold"),
+            "bench_episodes": median_to_threshold(benchmarks, env, algorithm, "episodes_to_threshold"),
+            "bench_steps": median_to_threshold(benchmarks, env, algorithm, "env_steps_to_threshold"),
             "repro_seeds": repro.get("seeds", math.nan), "repro_reached": repro.get("reached", math.nan),
             "repro_env_steps": repro.get("env_steps", math.nan),
             "repro_final_return": repro.get("final_return_mean", math.nan),

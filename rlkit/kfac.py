@@ -733,8 +733,8 @@ class KFAC:
         """Context without K-FAC's forward hooks: for acting and evaluation, where nothing is captured.
 
         A module with a forward hook takes PyTorch's slower call path on every call, even under
-        ``torch.no_grad`` where the hook returns at once: a few µs per layer, which on a 64-64 MLP
-        acting one env step at a time is ~10% of the policy's forward. Forwards inside the context are
+        ``torch.no_grad`` where the hook returns at once: a few µs per layer (ACKTR acting on
+        HalfCheetah, 64-64 actor and critic, one env step per call: ≈ 178 → 165 µs per call). Forwards inside the context are
         not captured (a Fisher pass needs a forward from outside it); the hooks are back on exit.
         Does nothing after :meth:`remove`.
         """

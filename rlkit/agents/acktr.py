@@ -245,8 +245,7 @@ class ACKTR(Agent):
 
     def acting(self) -> contextlib.AbstractContextManager[None]:
         """Collect without the K-FAC forward hooks (:meth:`rlkit.kfac.KFAC.paused`): the rollout's
-        forwards are never captured, and an MLP acting one step at a time skips PyTorch's slower
-        hooked-module call path (measured: ~8% of HalfCheetah's policy forward)."""
+        forwards are never captured, and acting skips PyTorch's slower hooked-module call path."""
         stack = contextlib.ExitStack()
         for kfac in self.kfacs.values():
             stack.enter_context(kfac.paused())

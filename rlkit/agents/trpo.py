@@ -101,8 +101,8 @@ class TRPO(Agent):
         ),
         "mujoco": dict(
             num_envs=1, num_steps=2500, gamma=0.99, lam=0.98, normalize_advantages=True, hidden_sizes=[64, 64],
-            activation="tanh", log_std_init=-1.5, entropy_coef=0.0, delta=0.01, damping=0.1, cg_iters=10, lr=1e-3, value_epochs=5,
-            value_minibatch_size=64,
+            activation="tanh", log_std_init=-1.5, entropy_coef=0.0, delta=0.01, damping=0.1, cg_iters=10, lr=1e-3,
+            value_epochs=5, value_minibatch_size=64,
         ),
     }
 
