@@ -9,9 +9,12 @@ Times, on the same batch and in one run with interleaved repetitions (median tim
   (``inverse_every``, Tf = 10 by default: its time / Tf), the trust-region scaling and
   the same optimizer step (SGD with momentum in both, so the ratio measures K-FAC alone).
 
-The two updates run on two copies of the model with the same initial weights, so the
+The updates run on copies of the model with the same initial weights, so the
 first-order one carries no K-FAC hooks. ``--stats-every Ts`` amortizes the Fisher pass
-over Ts updates (ACKTR takes statistics at every update: Ts = 1, the default).
+over Ts updates (ACKTR takes statistics at every update: Ts = 1, the default). A third
+side, timed in the same interleaved run, is K-FAC with its statistics on every k-th sample
+of the batch (``KFAC(stats_subsample=k)``, ``--stats-subsample k``, default 8: Martens &
+Grosse's 1/8 of each minibatch); 1 leaves it out.
 
 Models: the MuJoCo-size actor and critic (separate 64-64 tanh MLPs, obs 17 → 6 actions,
 Gaussian policy with a state-independent log-std, batch 2500, two K-FAC objects) and the
@@ -25,6 +28,7 @@ different (smaller) ratio than an update-only one.
     python benchmarks/kfac_overhead.py --device cuda
     python benchmarks/kfac_overhead.py --quick         # tiny smoke run (seconds)
     python benchmarks/kfac_overhead.py --stats-every 5 --repeats 10
+    python benchmarks/kfac_overhead.py --stats-subsample 1   # the full-batch K-FAC only
 
 This is a benchmark, not a test: it prints and asserts nothing.
 """
@@ -87,19 +91,22 @@ class MujocoWorkload:
     name = "MLP 64-64 tanh (MuJoCo)"
     target = 1.15
 
-    def __init__(self, batch: int, device: torch.device, inverse_every: int):
+    def __init__(self, batch: int, device: torch.device, inverse_every: int, subsamples: list[int]):
         g = torch.Generator(device="cpu").manual_seed(0)
         self.obs = torch.randn(batch, 17, generator=g).to(device)
         self.actions = torch.randn(batch, 6, generator=g).to(device)
         self.adv = torch.randn(batch, generator=g).to(device)
         self.ret = torch.randn(batch, generator=g).to(device)
-        # two identical models: the first-order side carries no K-FAC hooks at all
-        self.fo, self.kf = (Side(self.build().to(device)) for _ in range(2))
-        self.kf.model.load_state_dict(self.fo.model.state_dict())
-        actor, critic = self.kf.model.actor, self.kf.model.critic
-        # the log-std belongs to no layer: its exact Fisher block is 2·I
-        self.kf.kfacs = [KFAC(actor, inverse_every=inverse_every, exact_diagonal_blocks={actor.log_std: 2.0}),
-                         KFAC(critic, inverse_every=inverse_every)]
+        # identical models: the first-order side carries no K-FAC hooks at all
+        self.fo = Side(self.build().to(device))
+        self.kf = {k: Side(self.build().to(device)) for k in subsamples}
+        for k, side in self.kf.items():
+            side.model.load_state_dict(self.fo.model.state_dict())
+            actor, critic = side.model.actor, side.model.critic
+            # the log-std belongs to no layer: its exact Fisher block is 2·I
+            side.kfacs = [KFAC(actor, inverse_every=inverse_every, stats_subsample=k,
+                               exact_diagonal_blocks={actor.log_std: 2.0}),
+                          KFAC(critic, inverse_every=inverse_every, stats_subsample=k)]
 
     @staticmethod
     def build() -> nn.Module:
@@ -140,16 +147,18 @@ class AtariWorkload:
 
     target = 1.30
 
-    def __init__(self, batch: int, device: torch.device, inverse_every: int):
+    def __init__(self, batch: int, device: torch.device, inverse_every: int, subsamples: list[int]):
         self.name = f"Nature CNN (Atari) b={batch}"
         g = torch.Generator(device="cpu").manual_seed(0)
         self.obs = torch.randint(0, 256, (batch, 4, 84, 84), generator=g, dtype=torch.uint8).to(device)
         self.actions = torch.randint(0, 6, (batch,), generator=g).to(device)
         self.adv = torch.randn(batch, generator=g).to(device)
         self.ret = torch.randn(batch, generator=g).to(device)
-        self.fo, self.kf = (Side(self.build().to(device)) for _ in range(2))
-        self.kf.model.load_state_dict(self.fo.model.state_dict())
-        self.kf.kfacs = [KFAC(self.kf.model, inverse_every=inverse_every)]
+        self.fo = Side(self.build().to(device))
+        self.kf = {k: Side(self.build().to(device)) for k in subsamples}
+        for k, side in self.kf.items():
+            side.model.load_state_dict(self.fo.model.state_dict())
+            side.kfacs = [KFAC(side.model, inverse_every=inverse_every, stats_subsample=k)]
 
     @staticmethod
     def build() -> nn.Module:
@@ -181,8 +190,7 @@ class AtariWorkload:
 # --------------------------------------------------------------------------- timing
 
 
-def first_order_update(w, clock: Clock) -> dict[str, float]:
-    side = w.fo
+def first_order_update(w, side: Side, clock: Clock) -> dict[str, float]:
     clock.start()
     out = w.forward(side)
     t_fwd = clock.lap()
@@ -194,8 +202,7 @@ def first_order_update(w, clock: Clock) -> dict[str, float]:
     return {"forward": t_fwd, "backward": t_bwd, "step": t_step}
 
 
-def kfac_update(w, clock: Clock) -> dict[str, float]:
-    side = w.kf
+def kfac_update(w, side: Side, clock: Clock) -> dict[str, float]:
     clock.start()
     out = w.forward(side)
     t_fwd = clock.lap()
@@ -215,25 +222,33 @@ def kfac_update(w, clock: Clock) -> dict[str, float]:
             "step": t_step}
 
 
-def measure(w, repeats: int, warmup: int, clock: Clock, ts: int, tf: int) -> tuple[dict, dict]:
-    """Interleaved repetitions (alternating which update goes first); medians.
+def measure(w, repeats: int, warmup: int, clock: Clock, ts: int, tf: int) -> dict:
+    """Interleaved repetitions (the order of the updates rotates every repetition); medians.
 
-    Every K-FAC repetition runs every piece; the Fisher pass counts 1/Ts and the
-    inverse 1/Tf of its time in the per-update total (amortized over their periods).
+    Returns ``{"first-order": ..., k: ...}`` for each K-FAC side (k = its stats_subsample),
+    each ``{"pieces": {piece: median s}, "total": median s}``. Every K-FAC repetition runs
+    every piece; the Fisher pass counts 1/Ts and the inverse 1/Tf of its time in the
+    per-update total (amortized over their periods).
     """
-    fo, kf = [], []
+    sides = [("first-order", first_order_update, w.fo)] + [(k, kfac_update, side) for k, side in w.kf.items()]
+    rows: dict = {label: [] for label, _, _ in sides}
     for r in range(warmup + repeats):
-        order = (first_order_update, kfac_update) if r % 2 == 0 else (kfac_update, first_order_update)
-        for fn in order:
-            t = fn(w, clock)
+        shift = r % len(sides)
+        for label, fn, side in sides[shift:] + sides[:shift]:
+            t = fn(w, side, clock)
             if r >= warmup:
-                (fo if fn is first_order_update else kf).append(t)
-    for row in kf:
-        row["stats"] /= ts
-        row["inverse"] /= tf
-    med = lambda rows: {k: statistics.median(row[k] for row in rows) for k in rows[0]}  # noqa: E731
-    total = lambda rows: statistics.median(sum(row.values()) for row in rows)  # noqa: E731
-    return {"pieces": med(fo), "total": total(fo)}, {"pieces": med(kf), "total": total(kf)}
+                rows[label].append(t)
+    for label, _, _ in sides[1:]:
+        for row in rows[label]:
+            row["stats"] /= ts
+            row["inverse"] /= tf
+    med = lambda rs: {k: statistics.median(row[k] for row in rs) for k in rs[0]}  # noqa: E731
+    total = lambda rs: statistics.median(sum(row.values()) for row in rs)  # noqa: E731
+    return {label: {"pieces": med(rs), "total": total(rs)} for label, rs in rows.items()}
+
+
+def kfac_label(k: int) -> str:
+    return "K-FAC" if k == 1 else f"K-FAC 1/{k}"
 
 
 def main(argv=None) -> None:
@@ -244,6 +259,8 @@ def main(argv=None) -> None:
     ap.add_argument("--inverse-every", type=int, default=10, help="Tf: the inverse is amortized over it")
     ap.add_argument("--stats-every", type=int, default=1, help="Ts: the Fisher pass is amortized over it "
                     "(ACKTR: 1)")
+    ap.add_argument("--stats-subsample", type=int, default=8, help="k: also time K-FAC with its statistics on "
+                    "every k-th sample (KFAC(stats_subsample=k)); 1: the full-batch K-FAC only")
     ap.add_argument("--quick", action="store_true", help="tiny smoke run: small batches, 2 repeats")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     args = ap.parse_args(argv)
@@ -252,6 +269,9 @@ def main(argv=None) -> None:
     device = torch.device(args.device)
     clock = Clock(device)
     tf, ts = args.inverse_every, args.stats_every
+    if args.stats_subsample < 1:
+        ap.error(f"--stats-subsample must be an integer >= 1; got {args.stats_subsample}")
+    subsamples = [1] if args.stats_subsample == 1 else [1, args.stats_subsample]
     if args.quick:
         plan = [(MujocoWorkload, 64, 2), (AtariWorkload, 4, 2)]
         warmup = 1
@@ -260,27 +280,30 @@ def main(argv=None) -> None:
         plan = [(MujocoWorkload, 2500, r or 50), (AtariWorkload, 80, r or 30), (AtariWorkload, 640, r or 12)]
         warmup = 2
     print(f"device={device}  threads={torch.get_num_threads()}  torch={torch.__version__}  "
-          f"inverse_every={tf}  stats_every={ts}  damping_mode=factored (cholesky)")
-    print(f"{'workload':32s} {'first-order':>12s} {'K-FAC':>10s} {'ratio':>7s} {'target':>7s}")
+          f"inverse_every={tf}  stats_every={ts}  stats_subsample={','.join(map(str, subsamples))}  "
+          f"damping_mode=factored (cholesky)")
+    print(f"{'workload':32s} {'first-order':>12s}" + "".join(f"{kfac_label(k):>11s} {'ratio':>6s}" for k in subsamples)
+          + f" {'target':>7s}")
     details = []
     for cls, batch, repeats in plan:
         torch.manual_seed(0)
-        w = cls(batch, device, tf)
-        fo, kf = measure(w, repeats, warmup, clock, ts, tf)
-        kf_total = kf["total"]
-        ratio = kf_total / fo["total"]
-        print(f"{w.name:32s} {fo['total'] * 1e3:10.1f}ms {kf_total * 1e3:8.1f}ms {ratio:6.2f}x {w.target:6.2f}x")
-        details.append((w.name, fo, kf))
+        w = cls(batch, device, tf, subsamples)
+        result = measure(w, repeats, warmup, clock, ts, tf)
+        fo = result["first-order"]["total"]
+        cells = "".join(f"{result[k]['total'] * 1e3:9.1f}ms {result[k]['total'] / fo:5.2f}x" for k in subsamples)
+        print(f"{w.name:32s} {fo * 1e3:10.1f}ms{cells} {w.target:6.2f}x")
+        details.append((w.name, result))
     print("\nwhere the time goes (median ms per update; stats = Fisher pass, its time / Ts; inverse = its time / Tf):")
     hdr = ["forward", "backward", "step", "stats", "precondition", "inverse/Tf"]
     print(f"{'workload':32s} {'':12s}" + "".join(f"{h:>13s}" for h in hdr))
-    for name, fo, kf in details:
-        p = fo["pieces"]
+    for name, result in details:
+        p = result["first-order"]["pieces"]
         print(f"{name:32s} {'first-order':12s}" + "".join(f"{p.get(h, 0) * 1e3:13.2f}" if h in p else f"{'':13s}"
                                                             for h in hdr))
-        q = dict(kf["pieces"])
-        q["inverse/Tf"] = q.pop("inverse")
-        print(f"{'':32s} {'K-FAC':12s}" + "".join(f"{q[h] * 1e3:13.2f}" for h in hdr))
+        for k in subsamples:
+            q = dict(result[k]["pieces"])
+            q["inverse/Tf"] = q.pop("inverse")
+            print(f"{'':32s} {kfac_label(k):12s}" + "".join(f"{q[h] * 1e3:13.2f}" for h in hdr))
 
 
 if __name__ == "__main__":

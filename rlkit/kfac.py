@@ -90,6 +90,20 @@ at once — check :attr:`KFAC.stats_due` to skip building the Fisher loss) and i
 recomputed at steps 0, Tf, 2Tf, ...
 (Tf = ``inverse_every``) or when a layer has none yet or the damping changed.
 
+Statistics on part of the batch: with k = ``stats_subsample`` > 1 a pass takes its
+(Â, Ŝ) from the samples r, r + k, r + 2k, ... of the batch only (the first dimension of
+each layer input; the same samples for every layer), r = (pass count) mod k, so that k
+passes in a row see every sample once. Â and Ŝ are then the means over those ⌈N/k⌉
+samples. The Gram matrices, most of a pass's cost for convolutions and wide inputs,
+shrink k-fold; the backward to the layer outputs does not (it runs on the whole batch,
+sharing the loss's forward). Martens & Grosse (2015) estimate their statistics on 1/8 of
+each minibatch. Rollout batches are strongly correlated in time, so a strided subset
+loses less than its size suggests: ACKTR with k = 8 reached CartPole's, InvertedPendulum's
+and Reacher's thresholds in 0.86, 1.04 and 0.98 times the env steps of full-batch
+statistics (medians of 3 paired seeds, ``data/benchmarks/stats_subsample.txt``), while
+the Nature CNN's update at batch 640 fell from 3.9 to 2.0 times a first-order one
+(``data/benchmarks/kfac_overhead.txt``).
+
 Damping λ = ``damping`` >= 0, two modes (``damping_mode``):
 
 * ``"factored"`` (Tikhonov with the π correction, Martens & Grosse 2015 §6.3):
@@ -128,8 +142,8 @@ Cost and memory
 
 A Fisher pass costs one backward without weight gradients (layers whose input needs
 no gradient are not backpropagated through at all) plus, per layer, two Gram
-matrices: N·T·d_in² and N·T·d_out² multiply-adds, in chunks for convolutions (the
-patches are strided views copied a chunk at a time). Preconditioning costs
+matrices: N·T·d_in² and N·T·d_out² multiply-adds (N/k samples with ``stats_subsample``
+k), in chunks for convolutions (the patches are strided views copied a chunk at a time). Preconditioning costs
 d_out²·d_in + d_out·d_in² per layer and step; an inverse O(d³) per factor every Tf
 steps. The forward keeps a reference to each layer input (autograd keeps it anyway)
 and, for layers whose input needs no gradient, the autograd edge of the output until
@@ -346,10 +360,12 @@ class KFACLayer:
 
     # ---- statistics of one forward call ---------------------------------------------
 
+    def _has_sample_dim(self, a: Tensor) -> bool:
+        """Whether the input's first dimension indexes samples (not an unbatched call)."""
+        return a.dim() == 4 if self.kind == "conv2d" else a.dim() >= 2
+
     def _batch_size(self, a: Tensor) -> int:
-        if self.kind == "conv2d":
-            return a.shape[0] if a.dim() == 4 else 1
-        return a.shape[0] if a.dim() >= 2 else 1
+        return a.shape[0] if self._has_sample_dim(a) else 1
 
     def _input_stat(self, a: Tensor) -> Tensor:
         """(1/(N·T)) Σ_{n,t} a aᵀ with the homogeneous coordinate, in ``self.dtype``."""
@@ -504,18 +520,35 @@ def _pi(A: Tensor, S: Tensor) -> float:
 
 
 class _Pass:
-    """Accumulates the batch statistics of one Fisher pass."""
+    """Accumulates the batch statistics of one Fisher pass.
+
+    With ``subsample`` = k > 1 only the samples offset, offset + k, offset + 2k, ... of each
+    layer call enter the statistics (the same samples for A and S and for every layer).
+    """
 
     _ids = 0
 
-    def __init__(self, scale_by_batch: bool):
+    def __init__(self, scale_by_batch: bool, subsample: int = 1, offset: int = 0):
         _Pass._ids += 1
         self.id = _Pass._ids
         self.scale_by_batch = scale_by_batch
+        self.subsample = subsample
+        self.offset = offset
         self.A: dict[KFACLayer, Tensor] = {}
         self.S: dict[KFACLayer, Tensor] = {}
         self.calls: dict[KFACLayer, int] = {}
-        self.batch: dict[_Capture, int] = {}
+        # per capture: (the selected samples, or None for all; the call's batch size N; how many selected)
+        self.batch: dict[_Capture, tuple[slice | None, int, int]] = {}
+
+    def _select(self, layer: "KFACLayer", a: Tensor) -> tuple[slice | None, int, int]:
+        n = layer._batch_size(a)
+        if self.subsample == 1 or not layer._has_sample_dim(a):
+            return None, n, n
+        start = self.offset % self.subsample
+        if start >= n:  # a batch smaller than the subsample period: still one sample
+            start %= n
+        rows = slice(start, None, self.subsample)
+        return rows, n, len(range(start, n, self.subsample))
 
     def add(self, cap: _Capture, g: Tensor) -> None:
         layer = cap.layer
@@ -526,12 +559,13 @@ class _Pass:
                         f"K-FAC: the input of layer {layer.name!r} was modified in place after the forward pass"
                     )
                 cap.pass_id = self.id
-                A = layer._input_stat(cap.a)
+                rows, n, selected = self.batch[cap] = self._select(layer, cap.a)
+                A = layer._input_stat(cap.a if rows is None else cap.a[rows])
                 self.A[layer] = self.A[layer] + A if layer in self.A else A
                 self.calls[layer] = self.calls.get(layer, 0) + 1
-                self.batch[cap] = layer._batch_size(cap.a)
-            n = self.batch[cap]
-            S = layer._output_stat(g, n, float(n) if self.scale_by_batch else 1.0)
+            rows, n, selected = self.batch[cap]
+            # a mean-reduced Fisher loss divided every per-sample gradient by the whole batch size n
+            S = layer._output_stat(g if rows is None else g[rows], selected, float(n) if self.scale_by_batch else 1.0)
             self.S[layer] = self.S[layer] + S if layer in self.S else S
 
 
@@ -562,6 +596,8 @@ class KFAC:
             damping in the Kronecker eigenbasis).
         stats_decay: β in [0, 1) of the bias-corrected exponential averages.
         stats_every: Ts >= 1, statistics at steps that are multiples of Ts.
+        stats_subsample: k >= 1, statistics from every k-th sample of the batch (the offset
+            cycles through 0..k−1 over the passes); 1: every sample.
         inverse_every: Tf >= 1, inverses at steps that are multiples of Tf.
         inverse_method: ``"cholesky"`` (default) or ``"eigh"`` for the factored mode;
             the eigen mode needs (and defaults to) ``"eigh"``.
@@ -594,6 +630,7 @@ class KFAC:
         damping_mode: str = "factored",
         stats_decay: float = 0.95,
         stats_every: int = 1,
+        stats_subsample: int = 1,
         inverse_every: int = 10,
         inverse_method: str | None = None,
         exact_diagonal_blocks: Mapping[Tensor, FisherDiagonal] | None = None,
@@ -608,6 +645,7 @@ class KFAC:
         self.damping_mode = _check_choice("damping_mode", damping_mode, DAMPING_MODES)
         self.stats_decay = _check_decay(stats_decay)
         self.stats_every = _check_period("stats_every", stats_every)
+        self.stats_subsample = _check_period("stats_subsample", stats_subsample)
         self.inverse_every = _check_period("inverse_every", inverse_every)
         if inverse_method is None:
             inverse_method = "eigh" if damping_mode == "eigen" else "cholesky"
@@ -694,6 +732,7 @@ class KFAC:
         return (
             f"KFAC({len(self.layers)} layers, damping={self.damping}, damping_mode={self.damping_mode!r}, "
             f"stats_decay={self.stats_decay}, stats_every={self.stats_every}, "
+            f"stats_subsample={self.stats_subsample}, "
             f"inverse_every={self.inverse_every}, steps={self.steps})"
         )
 
@@ -787,7 +826,9 @@ class KFAC:
         if not next(iter(self.layers.values())).active:
             raise RuntimeError("KFAC: hooks were removed (remove() was called)")
         t0 = self._clock()
-        self._pass = _Pass(scale_by_batch=(loss_reduction == "mean"))
+        # the subsample's offset cycles with the pass count (saved with the state: resumes exactly)
+        self._pass = _Pass(scale_by_batch=(loss_reduction == "mean"), subsample=self.stats_subsample,
+                           offset=self.stats_updates)
         try:
             yield True
             p = self._pass

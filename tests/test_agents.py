@@ -112,6 +112,21 @@ def test_acktr_acts_without_kfac_hooks_and_updates_identically(shared):
     assert_same_tensors(agent.model.state_dict(), twin.model.state_dict())
 
 
+def test_acktr_stats_subsample_reaches_actor_and_critic_kfac():
+    """stats_subsample = 4: after the first update each K-FAC's first-layer A is the mean of [s, 1][s, 1]ᵀ over
+    the batch's states 0, 4, 8, ... (computed here from the batch)."""
+    agent, collector = setup("acktr", "CartPole-v1", stats_subsample=4)
+    rollout = collector.collect(agent.policy)
+    obs = agent.batch(rollout).obs
+    agent.update(rollout)
+    rows = torch.cat([obs[0::4], torch.ones(len(range(0, len(obs), 4)), 1)], dim=1).double()
+    want = rows.T @ rows / rows.shape[0]
+    for kfac in (agent.actor_kfac, agent.critic_kfac):
+        assert kfac.stats_subsample == 4
+        first = next(iter(kfac.layers.values()))
+        torch.testing.assert_close(first.A.double(), want, rtol=1e-5, atol=1e-6)
+
+
 def test_mujoco_presets_share_batch_networks_and_initial_policy():
     """What the sample-efficiency benchmark compares on MuJoCo differs only in the update: A2C's and TRPO's mujoco
     presets have ACKTR's batch, networks and initial log-std (-1.5)."""
@@ -200,6 +215,7 @@ SPECIFIC = {
     "a2c": [("lr", 0.0), ("lr", -1e-3), ("optimizer", "sgd"), ("max_grad_norm", -1.0), ("rmsprop_alpha", 1.0)],
     "acktr": [("delta", 0.0), ("delta", -1.0), ("eta_max", 0.0), ("damping", -0.1), ("stats_decay", 1.0),
               ("critic_delta", 0.0), ("critic_eta_max", -1.0), ("critic_sigma", 0.0), ("inverse_every", 0),
+              ("stats_subsample", 0), ("stats_subsample", 1.5),
               ("trust_region_convention", "other"), ("damping_mode", "diagonal"), ("target_kl", -0.1)],
     "trpo": [("delta", 0.0), ("lr", 0.0), ("damping", -1.0), ("cg_iters", 0), ("backtrack_coef", 1.0),
              ("shared_trunk", True), ("value_epochs", 0)],

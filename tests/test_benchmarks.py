@@ -96,3 +96,24 @@ def test_the_stopper_stops_at_a_window_that_crosses_inside_one_update(tmp_path):
     quiet = se._Stopper(tmp_path, threshold=100.0)
     quiet(SimpleNamespace(episodes=[]))
     quiet(SimpleNamespace(episodes=[SimpleNamespace(episode_return=r) for r in [100.0] * 9 + [0.0] * 5]))  # no window
+
+
+def test_kfac_overhead_quick_times_every_side():
+    stdout = run_script("kfac_overhead.py", "--quick", "--stats-subsample", "4")
+    header = next(line for line in stdout.splitlines() if line.startswith("workload"))
+    assert header.split()[1:] == ["first-order", "K-FAC", "ratio", "K-FAC", "1/4", "ratio", "target"]
+    for name in ("MLP 64-64 tanh (MuJoCo)", "Nature CNN (Atari) b=4"):
+        assert sum(line.startswith(name) for line in stdout.splitlines()) == 2  # the totals and the pieces
+
+
+def test_stats_subsample_quick_prints_paired_runs(tmp_path):
+    stdout = run_script("stats_subsample.py", "--quick", "--subsample", "4", "--runs-root", str(tmp_path))
+    lines = stdout.splitlines()
+    assert lines[0].startswith("ACKTR, K-FAC statistics on every 4th sample")
+    committed = next(r for r in read(REPO / "data" / "benchmarks" / "sample_efficiency.csv")[1]
+                     if (r["env"], r["algorithm"], r["seed"]) == ("CartPole-v1", "acktr", "0"))
+    row = next(line for line in lines if line.startswith("CartPole-v1"))
+    # 4k steps: not reached; beside it the committed full-batch run of the same seed
+    assert row.split()[1:6] == ["0", ">budget", f"{int(committed['env_steps_to_threshold']):,}", ">budget",
+                                f"{int(committed['episodes_to_threshold']):,}"]
+    assert (tmp_path / "k4" / "CartPole-v1" / "acktr-s0" / "config.json").exists()

@@ -7,6 +7,7 @@ trusts the code under test (nor rlkit.fisher).
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -268,6 +269,51 @@ def test_linear_input_factor_is_mean_of_homogeneous_outer_products(n):
     torch.testing.assert_close(kfac.layers["0"].A, want, **TIGHT)
 
 
+def exact_pass_factors(model: nn.Module, x: torch.Tensor, **kfac_kwargs) -> dict[str, tuple]:
+    """(A, S) of every layer after one exact-expectation pass on x (stats_decay 0)."""
+    kfac = KFAC(model, stats_decay=0.0, **kfac_kwargs)
+    out = model(x)
+    kfac.update_stats_exact([(out, categorical_fisher_sqrt(out))])
+    kfac.remove()
+    return {name: (layer.A.clone(), layer.S.clone()) for name, layer in kfac.layers.items()}
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv"])
+@pytest.mark.parametrize("k", [2, 3])
+def test_subsampled_statistics_are_those_of_the_strided_subset(kind, k):
+    """stats_subsample = k: pass j takes its statistics from samples j mod k, j mod k + k, ...
+    equal to a full pass on that subset alone (a separate model copy, no subsampling)."""
+    torch.manual_seed(30)
+    model = make_model(kind, True)
+    x = make_input(kind, 10)
+    kfac = KFAC(model, stats_decay=0.0, stats_subsample=k)
+    for j in range(k + 1):  # k + 1 passes: the offset cycles 0, 1, .., k - 1, 0
+        out = model(x)
+        kfac.update_stats_exact([(out, categorical_fisher_sqrt(out))])
+        want = exact_pass_factors(copy.deepcopy(model), x[j % k :: k])
+        for name, layer in kfac.layers.items():
+            torch.testing.assert_close(layer.A, want[name][0], **TIGHT)
+            torch.testing.assert_close(layer.S, want[name][1], **TIGHT)
+    if kind == "linear":  # and, by hand, A of the first layer on the last pass (offset 0)
+        rows = torch.cat([x[0::k], torch.ones(len(range(0, 10, k)), 1, dtype=DT)], dim=1)
+        want_A = sum(torch.outer(r, r) for r in rows) / rows.shape[0]
+        torch.testing.assert_close(kfac.layers["0"].A, want_A, **TIGHT)
+
+
+def test_subsample_larger_than_the_batch_keeps_one_sample():
+    torch.manual_seed(31)
+    model = make_model("linear", True)
+    x = make_input("linear", 3)
+    kfac = KFAC(model, stats_decay=0.0, stats_subsample=5)
+    for j in range(5):  # offsets 0..4; 3 and 4 wrap to samples 0 and 1
+        out = model(x)
+        kfac.update_stats_exact([(out, categorical_fisher_sqrt(out))])
+        want = exact_pass_factors(copy.deepcopy(model), x[(j % 5) % 3 :][:1])
+        for name, layer in kfac.layers.items():
+            torch.testing.assert_close(layer.A, want[name][0], **TIGHT)
+            torch.testing.assert_close(layer.S, want[name][1], **TIGHT)
+
+
 def test_module_called_twice_is_treated_as_extra_locations():
     """Weight sharing across calls (KFAC-expand) equals one call on a stacked input."""
     torch.manual_seed(6)
@@ -454,11 +500,12 @@ def test_stale_forward_falls_back_to_an_equivalent_pass():
     del other
 
 
-def test_mean_reduction_is_rescaled_to_per_sample_gradients():
+@pytest.mark.parametrize("subsample", [1, 4])  # 4: divided by N (the whole batch), not by the subset's size
+def test_mean_reduction_is_rescaled_to_per_sample_gradients(subsample):
     torch.manual_seed(12)
     model = make_model("linear", True)
     x = make_input("linear", 9)
-    ks, km = KFAC(model, stats_decay=0.0), KFAC(model, stats_decay=0.0)
+    ks, km = (KFAC(model, stats_decay=0.0, stats_subsample=subsample) for _ in range(2))
     out = model(x)
     ks.update_stats(categorical_fisher_loss(out, generator=torch.Generator().manual_seed(2)))
     km.update_stats(categorical_fisher_loss(out, generator=torch.Generator().manual_seed(2)) / 9,
@@ -673,6 +720,8 @@ def test_singular_factors_float32_cholesky_falls_back():
         (dict(stats_decay=-0.1), "stats_decay"),
         (dict(stats_every=0), "stats_every"),
         (dict(stats_every=1.5), "stats_every"),
+        (dict(stats_subsample=0), "stats_subsample"),
+        (dict(stats_subsample=2.5), "stats_subsample"),
         (dict(inverse_every=0), "inverse_every"),
         (dict(damping_mode="tikhonov"), "damping_mode"),
         (dict(inverse_method="svd"), "inverse_method"),
@@ -737,18 +786,19 @@ def test_forward_under_no_grad_and_torch_func_capture_nothing():
         kfac.update_stats(torch.zeros((), requires_grad=True) * 1.0)
 
 
-def test_state_dict_resume_equals_uninterrupted():
+@pytest.mark.parametrize("subsample", [1, 3])  # 3: the subsample's offset resumes with the pass count
+def test_state_dict_resume_equals_uninterrupted(subsample):
     def run(resume_at=None):
         torch.manual_seed(20)
         model = make_model("linear", True)
         opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-        kfac = KFAC(model, stats_decay=0.9, inverse_every=3)
+        kfac = KFAC(model, stats_decay=0.9, inverse_every=3, stats_subsample=subsample)
         gen = torch.Generator().manual_seed(0)
         for step in range(5):
             if step == resume_at:
                 state = {k: v for k, v in kfac.state_dict().items()}
                 kfac.remove()
-                kfac = KFAC(model, stats_decay=0.9, inverse_every=3)
+                kfac = KFAC(model, stats_decay=0.9, inverse_every=3, stats_subsample=subsample)
                 kfac.load_state_dict(state)
             out = model(torch.randn(6, 4, generator=gen, dtype=DT))
             kfac.update_stats(categorical_fisher_loss(out, generator=gen))

@@ -149,6 +149,7 @@ class ACKTRConfig(Config):
     damping_mode: str = "eigen"  # "eigen" (baselines) or "factored" (π-corrected Tikhonov)
     stats_decay: float = 0.5  # β of the running factor averages (see the module docstring)
     inverse_every: int = 1  # recompute inverses every this many updates
+    stats_subsample: int = 1  # K-FAC statistics from every k-th sample of the batch (1: all; actor and critic)
     # the critic: Gaussian output N(v; V, σ²); its own trust region with separate networks
     critic_sigma: float = 1.0  # σ (1: Gauss-Newton; baselines' loss is σ = 0.5)
     critic_delta: float = 0.5  # separate networks only
@@ -181,7 +182,9 @@ class ACKTRConfig(Config):
               f"one of {list(CRITIC_OPTIMIZERS)}")
         check(self.critic_optimizer == "gauss_newton" or not self.shared_trunk, "critic_optimizer",
               self.critic_optimizer, "'gauss_newton' with shared_trunk=True (one K-FAC steps the whole model)")
-        check(self.inverse_every >= 1, "inverse_every", self.inverse_every, "an integer >= 1 (valid range [1, inf))")
+        for name in ("inverse_every", "stats_subsample"):
+            value = getattr(self, name)
+            check(isinstance(value, int) and value >= 1, name, value, "an integer >= 1 (valid range [1, inf))")
         check(isinstance(self.critic_iterations, int) and self.critic_iterations >= 1, "critic_iterations",
               self.critic_iterations, "an integer >= 1 (valid range [1, inf))")
         check(self.critic_iterations == 1 or not self.shared_trunk, "critic_iterations", self.critic_iterations,
@@ -225,7 +228,7 @@ class ACKTR(Agent):
         log_std = {}
         if env_summary.action_kind == "continuous":
             log_std = {self.model.policy_head.log_std: GAUSSIAN_LOG_STD_FISHER}
-        schedule = dict(damping_mode=c.damping_mode, inverse_every=c.inverse_every)
+        schedule = dict(damping_mode=c.damping_mode, inverse_every=c.inverse_every, stats_subsample=c.stats_subsample)
         if c.shared_trunk:  # one K-FAC on the whole model, joint Fisher of p(a, v|s)
             self.kfac = KFAC(self.model, damping=c.damping, stats_decay=c.stats_decay,
                              exact_diagonal_blocks=log_std, **schedule)
