@@ -13,7 +13,9 @@ every family        ``RecordEpisodeStatistics`` on each sub-env; ``ClipAction`` 
                     (84×84 grayscale, frame skip 4 with max-pooling, up to 30 no-ops at reset;
                     it needs OpenCV, ``opencv-python-headless``), then, for training only, life
                     loss as terminal (``LifeLossTerminal``, written here: see its docstring) and
-                    sign-clipped rewards, then ``FrameStackObservation(4)``: (N, 4, 84, 84) uint8
+                    sign-clipped rewards, then ``FrameStackObservation(4)``: (N, 4, 84, 84) uint8;
+                    the same for ale-py's legacy ids (``PongNoFrameskip-v4``: no sticky actions,
+                    the ACKTR paper's and openai/baselines' setting; v5 repeats an action with p 0.25)
 ``other``           any other registered id (the tests' synthetic envs): nothing more
 ==================  =====================================================================
 
@@ -98,12 +100,21 @@ def _unknown(env_id: str, error: Exception) -> UnknownEnvError:
 
 
 def registered_spec(env_id: str) -> gym.envs.registration.EnvSpec:
-    """gymnasium's registry entry for ``env_id`` (registering Atari first), or an error naming its provider."""
-    try:
-        if env_id.startswith("ALE/"):
-            import ale_py  # registers the ALE/ ids with gymnasium
+    """gymnasium's registry entry for ``env_id`` (registering Atari first), or an error naming its provider.
 
-            gym.register_envs(ale_py)
+    Besides the ``ALE/*-v5`` ids, ale-py registers the legacy ids of the ACKTR paper's era, e.g.
+    ``PongNoFrameskip-v4``: the same game without v5's sticky actions (``repeat_action_probability``
+    0 instead of 0.25), as openai/baselines trained it.
+    """
+    try:
+        if env_id.startswith("ALE/") or env_id not in gym.registry:
+            try:
+                import ale_py  # registers the ALE/ and legacy Atari ids with gymnasium
+            except ImportError:
+                if env_id.startswith("ALE/"):
+                    raise
+            else:
+                gym.register_envs(ale_py)
         return gym.spec(env_id)
     except (gym.error.Error, ImportError) as error:
         raise _unknown(env_id, error) from error

@@ -1,4 +1,5 @@
 """The env factories: documented shapes, seeding, observation-normalization state, errors, and Atari returns."""
+import subprocess
 import sys
 
 import gymnasium as gym
@@ -126,6 +127,20 @@ def test_an_incompatible_normalization_state_is_refused():
 def test_an_unknown_env_id_names_the_package_that_provides_its_family(env_id, provider):
     with pytest.raises(UnknownEnvError, match=rf"env_id='{env_id}'.*{provider.replace('[', '.').replace(']', '.')}"):
         make_vec_env(env_id, 1)
+
+
+def test_the_paper_era_atari_ids_need_no_prior_registration_and_have_no_sticky_actions():
+    """PongNoFrameskip-v4 (openai/baselines' env) is found in a fresh interpreter, is Atari, and repeats no action;
+    ALE/Pong-v5 repeats the previous one with probability 0.25 (sticky actions)."""
+    code = ("from rlkit.envs import make_vec_env\n"
+            "for env_id in ('PongNoFrameskip-v4', 'ALE/Pong-v5'):\n"
+            "    envs = make_vec_env(env_id, 1)\n"
+            "    print(env_id, envs.single_observation_space.shape, "
+            "envs.envs[0].unwrapped.ale.getFloat('repeat_action_probability'))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [line for line in result.stdout.splitlines() if line.startswith(("Pong", "ALE"))]
+    assert lines == ["PongNoFrameskip-v4 (4, 84, 84) 0.0", "ALE/Pong-v5 (4, 84, 84) 0.25"]
 
 
 def test_atari_without_opencv_says_what_to_install(monkeypatch):
