@@ -19,6 +19,7 @@ finished. This is a benchmark, not a test: it prints and asserts nothing.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -95,16 +96,12 @@ def main(argv=None) -> None:
 
 def committed_acktr_rows() -> dict:
     """The committed full-batch ACKTR runs: {(env, seed): {"steps": int | None, "episodes": int | None}}."""
-    import csv
+    from rlkit.acktr_demos import benchmark_rows  # typed rows of data/benchmarks/sample_efficiency.csv
 
-    rows = {}
-    with open(BENCHMARKS.parent / "data" / "benchmarks" / "sample_efficiency.csv", newline="", encoding="utf-8") as f:
-        for r in csv.DictReader(f):
-            if r["algorithm"] == "acktr":
-                value = lambda text: int(float(text)) if text else None  # noqa: E731
-                rows[(r["env"], int(r["seed"]))] = {"steps": value(r["env_steps_to_threshold"]),
-                                                    "episodes": value(r["episodes_to_threshold"])}
-    return rows
+    value = lambda x: None if math.isnan(x) else int(x)  # noqa: E731  (NaN: censored)
+    return {(r["env"], int(r["seed"])): {"steps": value(r["env_steps_to_threshold"]),
+                                         "episodes": value(r["episodes_to_threshold"])}
+            for r in benchmark_rows("sample_efficiency") if r["algorithm"] == "acktr"}
 
 
 if __name__ == "__main__":
