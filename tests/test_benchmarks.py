@@ -4,11 +4,13 @@ Only that: the figures the benchmarks measure (sample efficiency, timesteps per 
 the scripts side by side, never asserted here (DESIGN.md, Testing).
 """
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parent.parent
 BENCHMARKS = REPO / "benchmarks"
@@ -106,14 +108,113 @@ def test_kfac_overhead_quick_times_every_side():
         assert sum(line.startswith(name) for line in stdout.splitlines()) == 2  # the totals and the pieces
 
 
-def test_stats_subsample_quick_prints_paired_runs(tmp_path):
-    stdout = run_script("stats_subsample.py", "--quick", "--subsample", "4", "--runs-root", str(tmp_path))
+def test_acktr_variant_quick_prints_paired_runs(tmp_path):
+    stdout = run_script("acktr_variant.py", "--quick", "--set", "stats_subsample=4", "--runs-root", str(tmp_path))
     lines = stdout.splitlines()
-    assert lines[0].startswith("ACKTR, K-FAC statistics on every 4th sample")
+    assert lines[0].startswith("ACKTR with stats_subsample=4 vs its presets")
     committed = next(r for r in read(REPO / "data" / "benchmarks" / "sample_efficiency.csv")[1]
                      if (r["env"], r["algorithm"], r["seed"]) == ("CartPole-v1", "acktr", "0"))
     row = next(line for line in lines if line.startswith("CartPole-v1"))
-    # 4k steps: not reached; beside it the committed full-batch run of the same seed
+    # 4k steps: not reached; beside it the committed run of the preset, same seed
     assert row.split()[1:6] == ["0", ">budget", f"{int(committed['env_steps_to_threshold']):,}", ">budget",
                                 f"{int(committed['episodes_to_threshold']):,}"]
-    assert (tmp_path / "k4" / "CartPole-v1" / "acktr-s0" / "config.json").exists()
+    assert (tmp_path / "stats_subsample=4" / "CartPole-v1" / "acktr-s0" / "config.json").exists()
+    config = json.loads((tmp_path / "stats_subsample=4" / "CartPole-v1" / "acktr-s0" / "config.json").read_text())
+    assert config["agent"]["stats_subsample"] == 4  # the override reached the agent, converted to int
+
+
+@pytest.mark.parametrize("bad, says", [("stats_decay", "KEY=VALUE"), ("stats_decay=1.5", "stats_decay must be in [0, 1)"),
+                                       ("no_such_field=1", "unknown ACKTRConfig parameter")])
+def test_acktr_variant_refuses_a_bad_override_before_training(bad, says, tmp_path):
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "acktr_variant.py"), "--set", bad,
+                             "--runs-root", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and says in result.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_kl_overshoot_quick_prints_the_chain():
+    stdout = run_script("kl_overshoot.py", "--quick", "--stats-decay", "0.99", "0.0")
+    for decay in ("0.99", "0.0"):
+        assert f"stats_decay = {decay}" in stdout
+    links = [line.split(":")[0] for line in stdout.splitlines()
+             if line.split(":")[0] in ("kfac_running", "kfac_fresh", "block_diagonal", "exact", "measured")]
+    assert links == ["kfac_running", "kfac_fresh", "block_diagonal", "exact", "measured"]
+
+
+class _LinearGaussianPolicy(torch.nn.Module):
+    """π(a|s) = N(W s + b, diag σ²), state-independent log σ: K-FAC is exact for it."""
+
+    def __init__(self, layers: int = 1):
+        super().__init__()
+        outs = [3] * (layers - 1) + [2]
+        self.body = torch.nn.Sequential(*[torch.nn.Linear(i, o) for i, o in zip([3] + outs[:-1], outs)])
+        self.log_std = torch.nn.Parameter(torch.tensor([-0.5, 0.2]))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def _one_kfac_step(policy, obs, eta):
+    """A K-FAC natural-gradient step on a policy-gradient-like loss, the factors from an exact Fisher
+    pass on ``obs``; returns (the policy before, the step by name, the K-FAC, q)."""
+    import copy
+
+    from rlkit.kfac import KFAC
+
+    kfac = KFAC(policy, stats_decay=0.0, damping=1e-3, damping_mode="eigen", inverse_every=1,
+                exact_diagonal_blocks={policy.log_std: 2.0})
+    mean = policy(obs)
+    sqrt_fisher = torch.diag_embed(torch.exp(-policy.log_std).detach().expand_as(mean))
+    kfac.update_stats_exact([(mean, sqrt_fisher)])
+    actions = torch.randn(obs.shape[0], 2, generator=torch.Generator().manual_seed(1), dtype=obs.dtype)
+    dist = torch.distributions.Normal(mean, policy.log_std.exp())
+    (-(dist.log_prob(actions).sum(-1) * torch.linspace(-1, 1, obs.shape[0], dtype=obs.dtype)).mean()).backward()
+    q = kfac.precondition()
+    with kfac.paused():
+        before = copy.deepcopy(policy)
+    step = {n: p.grad.detach().clone() for n, p in policy.named_parameters()}
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.add_(p.grad, alpha=-eta)
+    return before, step, kfac, q
+
+
+def test_kl_chain_links_are_exact_where_kfac_is_exact():
+    """One linear layer with a Gaussian output: A ⊗ S is its exact Fisher block, and the mean's and the
+    log-std's blocks do not couple; so K-FAC (running or fresh), block-diagonal and exact agree, and
+    the exact one equals Δᵀ F Δ with F the dense Fisher of rlkit.fisher.fisher_matrix (jacrev, not
+    the script's Fisher-vector products). The measured KL of a tiny step tends to the quadratic one."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import kl_overshoot as ko
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    from rlkit.fisher import DiagonalGaussian, fisher_matrix, flatten, parameter_names
+
+    torch.manual_seed(0)
+    obs = torch.randn(64, 3, dtype=torch.float64)  # float64: a KL of 1e-7 is below float32's resolution
+    eta = 1e-3
+    policy = _LinearGaussianPolicy(layers=1).double()
+    before, step, kfac, q = _one_kfac_step(policy, obs, eta)
+    chain = ko.second_order_kls(before, policy, step, obs, kfac, q, eta)
+
+    names = parameter_names(before)
+    delta = flatten({n: step[n] for n in names})
+    F = fisher_matrix(before, obs, DiagonalGaussian(log_std="log_std"))
+    dense = 0.5 * eta**2 * float(delta @ F @ delta)
+    assert chain["exact"] == pytest.approx(dense, rel=1e-5)
+    for link in ("kfac_running", "kfac_fresh", "block_diagonal"):
+        assert chain[link] == pytest.approx(dense, rel=1e-5), link
+    assert chain["predicted"] == pytest.approx(0.5 * eta**2 * q)
+    assert chain["predicted"] > chain["kfac_running"]  # the damping λ = 1e-3 only adds
+    assert chain["measured"] == pytest.approx(dense, rel=1e-2)
+
+    # a deep linear network: its K-FAC blocks are still its exact layer blocks (Gaussian output), but
+    # the cross-layer blocks are no longer zero, so the whole Fisher's quadratic differs
+    torch.manual_seed(0)
+    deep = _LinearGaussianPolicy(layers=2).double()
+    before, step, kfac, q = _one_kfac_step(deep, obs, eta)
+    chain = ko.second_order_kls(before, deep, step, obs, kfac, q, eta)
+    assert chain["kfac_running"] == pytest.approx(chain["kfac_fresh"], rel=1e-5)  # the same factors
+    assert chain["block_diagonal"] == pytest.approx(chain["kfac_fresh"], rel=1e-4)
+    assert abs(chain["exact"] / chain["block_diagonal"] - 1) > 0.05
