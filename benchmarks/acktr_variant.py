@@ -1,8 +1,9 @@
 """Does a change to ACKTR's presets cost or save samples? Paired runs against the committed ones.
 
 Trains ACKTR with its presets plus ``--set KEY=VALUE`` overrides (any ``ACKTRConfig`` field, as the
-``rlkit train`` flags) on CartPole-v1, InvertedPendulum-v5 and Reacher-v5 (seeds 0..N−1, one torch
-thread, stopped at the threshold by ``sample_efficiency.py``'s stopper) and prints, seed by seed,
+``rlkit train`` flags) on CartPole-v1, InvertedPendulum-v5 and Reacher-v5 (``--envs``; also
+InvertedDoublePendulum-v5, 1M-step budget), seeds 0..N−1, one torch thread, stopped at the
+threshold by ``sample_efficiency.py``'s stopper, and prints, seed by seed,
 its env steps and episodes to the threshold beside those of the preset's own ACKTR runs in
 ``data/benchmarks/sample_efficiency.csv`` (same seeds, presets and thread count: a paired
 comparison), with the ratio of the medians.
@@ -29,7 +30,8 @@ import sample_efficiency as se  # noqa: E402  (its stopper, run reader and commi
 
 # env, preset, threshold, budget: the sample-efficiency benchmark's thresholds and presets
 CASES = [("CartPole-v1", "classic", 475, 100_000), ("InvertedPendulum-v5", "mujoco", 950, 200_000),
-         ("Reacher-v5", "mujoco", -7, 200_000)]
+         ("Reacher-v5", "mujoco", -7, 200_000), ("InvertedDoublePendulum-v5", "mujoco", 9100, 1_000_000)]
+DEFAULT_ENVS = ["CartPole-v1", "InvertedPendulum-v5", "Reacher-v5"]  # minutes; IDP takes ≈ 12 min a run
 
 
 def train_one(run_dir: Path, env: str, preset: str, threshold: float, budget: int, seed: int,
@@ -72,7 +74,8 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--set", dest="overrides", nargs="+", required=True, metavar="KEY=VALUE",
                     help="ACKTRConfig fields to change from the presets, e.g. stats_subsample=8")
-    ap.add_argument("--envs", nargs="+", choices=[c[0] for c in CASES], default=[c[0] for c in CASES])
+    ap.add_argument("--envs", nargs="+", choices=[c[0] for c in CASES], default=DEFAULT_ENVS,
+                    help="default: %(default)s")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--runs-root", default="runs/benchmarks/acktr_variant")
     ap.add_argument("--quick", action="store_true", help="smoke run: CartPole only, 1 seed, 4k-step budget")

@@ -206,7 +206,8 @@ def main(argv=None) -> None:
         print(f"{c + ': ' + STEP_NAMES[c]:<58}" + "".join(f"{summary[d][c]:>14.2f}" for d in args.stats_decay))
     print(f"{'measured / predicted (median of the per-update ratio)':<58}"
           + "".join(f"{summary[d]['total']:>14.2f}" for d in args.stats_decay))
-    assert all(math.isfinite(v) for s in summary.values() for v in s.values()), "non-finite ratio"
+    if not all(math.isfinite(v) for s in summary.values() for v in s.values()):
+        raise SystemExit("a ratio is not finite (a zero or non-finite KL): the table above shows which")
 
 
 if __name__ == "__main__":

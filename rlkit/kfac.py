@@ -95,14 +95,16 @@ Statistics on part of the batch: with k = ``stats_subsample`` > 1 a pass takes i
 each layer input; the same samples for every layer), r = (pass count) mod k, so that k
 passes in a row see every sample once. Â and Ŝ are then the means over those ⌈N/k⌉
 samples. The Gram matrices, most of a pass's cost for convolutions and wide inputs,
-shrink k-fold; the backward to the layer outputs does not (it runs on the whole batch,
-sharing the loss's forward). Martens & Grosse (2015) estimate their statistics on 1/8 of
-each minibatch. Rollout batches are strongly correlated in time, so a strided subset
-loses less than its size suggests: ACKTR with k = 8 reached CartPole's, InvertedPendulum's
+shrink k-fold; the backward to the layer outputs does not when the pass shares the loss's
+forward (it runs on the whole batch). A caller can instead forward only those samples,
+``x[kfac.stats_rows(len(x))]``, and pass ``presampled=True``: the same statistics, with a
+forward and a backward of N/k samples instead of a backward of N (ACKTR does this when
+k > 1). Martens & Grosse (2015) estimate their statistics on 1/8 of each minibatch. Rollout
+batches are strongly correlated in time, so a strided subset loses less than its size suggests: ACKTR with k = 8 reached CartPole's, InvertedPendulum's
 and Reacher's thresholds in 0.86, 1.04 and 0.98 times the env steps of full-batch
 statistics (medians of 3 paired seeds, ``data/benchmarks/stats_subsample.txt``), while
-the Nature CNN's update at batch 640 fell from 3.9 to 2.0 times a first-order one
-(``data/benchmarks/kfac_overhead.txt``).
+the Nature CNN's update at batch 640 fell from 3.6 to 1.75 times a first-order one
+with each pass on its own forward of the rows (``data/benchmarks/kfac_overhead.txt``).
 
 Damping λ = ``damping`` >= 0, two modes (``damping_mode``):
 
@@ -519,6 +521,15 @@ def _pi(A: Tensor, S: Tensor) -> float:
     return 1.0
 
 
+def subsample_rows(batch_size: int, subsample: int, offset: int) -> slice:
+    """Samples r, r + k, r + 2k, ... of a batch of N, r = offset mod k (k = ``subsample``); a batch
+    smaller than k still keeps one sample (r mod N)."""
+    start = offset % subsample
+    if start >= batch_size:
+        start %= batch_size
+    return slice(start, None, subsample)
+
+
 class _Pass:
     """Accumulates the batch statistics of one Fisher pass.
 
@@ -544,11 +555,9 @@ class _Pass:
         n = layer._batch_size(a)
         if self.subsample == 1 or not layer._has_sample_dim(a):
             return None, n, n
-        start = self.offset % self.subsample
-        if start >= n:  # a batch smaller than the subsample period: still one sample
-            start %= n
-        rows = slice(start, None, self.subsample)
-        return rows, n, len(range(start, n, self.subsample))
+        rows = subsample_rows(n, self.subsample, self.offset)
+        return rows, n, len(range(n)[rows])
+
 
     def add(self, cap: _Capture, g: Tensor) -> None:
         layer = cap.layer
@@ -808,14 +817,29 @@ class KFAC:
         """Whether this step (``steps % stats_every == 0``) takes statistics."""
         return self.steps % self.stats_every == 0
 
+    def stats_rows(self, batch_size: int) -> slice:
+        """The samples of a batch of ``batch_size`` the next Fisher pass takes its statistics from.
+
+        Every ``stats_subsample``-th (k), from r = (passes so far) mod k: ``slice(r, None, k)``;
+        all samples when k = 1. A caller that runs its Fisher pass on a separate forward of
+        ``x[kfac.stats_rows(len(x))]`` and passes ``presampled=True`` pays 1/k of the pass's
+        forward and backward too, not only of its Gram matrices (same statistics).
+        """
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}")
+        return subsample_rows(batch_size, self.stats_subsample, self.stats_updates)
+
     @contextmanager
-    def fisher_pass(self, *, loss_reduction: str = "sum", force: bool = False) -> Iterator[bool]:
+    def fisher_pass(self, *, loss_reduction: str = "sum", force: bool = False,
+                    presampled: bool = False) -> Iterator[bool]:
         """Context in which a backward of the Fisher loss updates the statistics.
 
         Yields whether statistics are taken (``stats_due`` or ``force``); if not, the
         context does nothing. ``fisher_loss.backward()`` inside it also accumulates the
         Fisher loss's gradient into ``.grad``: zero the gradients afterwards (or use
         :meth:`update_stats`, which does not touch ``.grad`` and is cheaper).
+        ``presampled``: the forward was already run on :meth:`stats_rows` only; every
+        sample it saw enters the statistics (the subsample's offset still advances).
         """
         _check_choice("loss_reduction", loss_reduction, LOSS_REDUCTIONS)
         if self._pass is not None:
@@ -827,8 +851,8 @@ class KFAC:
             raise RuntimeError("KFAC: hooks were removed (remove() was called)")
         t0 = self._clock()
         # the subsample's offset cycles with the pass count (saved with the state: resumes exactly)
-        self._pass = _Pass(scale_by_batch=(loss_reduction == "mean"), subsample=self.stats_subsample,
-                           offset=self.stats_updates)
+        self._pass = _Pass(scale_by_batch=(loss_reduction == "mean"),
+                           subsample=1 if presampled else self.stats_subsample, offset=self.stats_updates)
         try:
             yield True
             p = self._pass
@@ -873,6 +897,7 @@ class KFAC:
         loss_reduction: str = "sum",
         retain_graph: bool = True,
         force: bool = False,
+        presampled: bool = False,
     ) -> bool:
         """Fisher pass from a sampled-output loss; returns whether statistics were taken.
 
@@ -880,14 +905,15 @@ class KFAC:
         the batch, or a mean with ``loss_reduction="mean"``). Only the gradients with
         respect to the covered layers' outputs are computed; ``.grad`` is untouched and
         the graph is kept (``retain_graph``) for the ordinary backward. Skipped (returns
-        False) unless ``stats_due`` or ``force``.
+        False) unless ``stats_due`` or ``force``. ``presampled``: the loss comes from a
+        forward of :meth:`stats_rows` only (see :meth:`fisher_pass`).
         """
         if not (force or self.stats_due):
             return False
         if not isinstance(fisher_loss, Tensor) or fisher_loss.numel() != 1:
             raise ValueError("fisher_loss must be a scalar tensor (a sum of per-sample negative log-likelihoods)")
         inputs = self._grad_inputs()
-        with self.fisher_pass(loss_reduction=loss_reduction, force=True):
+        with self.fisher_pass(loss_reduction=loss_reduction, force=True, presampled=presampled):
             torch.autograd.grad(fisher_loss, inputs, retain_graph=retain_graph, allow_unused=True)
         return True
 
@@ -897,6 +923,7 @@ class KFAC:
         *,
         retain_graph: bool = True,
         force: bool = False,
+        presampled: bool = False,
     ) -> bool:
         """Fisher pass with the exact expectation over the output distribution.
 
@@ -905,6 +932,7 @@ class KFAC:
         output distributions of different pairs are independent (their Fisher is block
         diagonal, as for p(a, v|s) = π(a|s) p(v|s)). Each column of each B is
         backpropagated and the outer products summed: S = E_n[Σ J_sᵀ F_z J_s].
+        ``presampled`` as in :meth:`update_stats`.
         """
         if not (force or self.stats_due):
             return False
@@ -914,7 +942,7 @@ class KFAC:
                 raise ValueError(f"square root of shape {tuple(B.shape)} does not match output {tuple(z.shape)} + (R,)")
         inputs = self._grad_inputs()
         jobs = [(z, B[..., r].detach()) for z, B in pairs for r in range(B.shape[-1])]
-        with self.fisher_pass(loss_reduction="sum", force=True):
+        with self.fisher_pass(loss_reduction="sum", force=True, presampled=presampled):
             for i, (z, col) in enumerate(jobs):
                 keep = retain_graph or i < len(jobs) - 1
                 torch.autograd.grad(z, inputs, grad_outputs=col, retain_graph=keep, allow_unused=True)

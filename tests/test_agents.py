@@ -127,6 +127,31 @@ def test_acktr_stats_subsample_reaches_actor_and_critic_kfac():
         torch.testing.assert_close(first.A.double(), want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("critic_iterations", [1, 4])
+def test_acktr_stats_subsample_forwards_only_the_rows_of_each_pass(critic_iterations):
+    """With stats_subsample = 4 each Fisher pass runs on its own forward of a quarter of the batch
+    (KFAC.stats_rows): the first layers see, with gradients on, one forward of ⌈N/4⌉ rows per pass and
+    the loss's forward of all N rows; the critic's extra steps each take their own pass."""
+    agent, collector = setup("acktr", "CartPole-v1", stats_subsample=4, critic_iterations=critic_iterations,
+                             num_envs=3, num_steps=5)  # N = 15: offset 3 takes 3 rows, offsets 0-2 take 4
+    rollout = collector.collect(agent.policy)
+    n = agent.batch(rollout).obs.shape[0]
+    assert n == 15
+    seen = {"actor": [], "critic": []}
+    hooks = [next(m for m in getattr(agent.model, part).modules() if isinstance(m, torch.nn.Linear))
+             .register_forward_hook(lambda mod, inp, out, part=part: seen[part].append(inp[0].shape[0])
+                                    if torch.is_grad_enabled() else None)
+             for part in seen]
+    agent.update(rollout)
+    for hook in hooks:
+        hook.remove()
+    quarter = len(range(0, n, 4))
+    assert seen["actor"] == [quarter, n]  # the Fisher pass, then the loss
+    # the update's pass and loss, then per extra critic step its own pass (offsets 1, 2, 3) and its loss
+    assert seen["critic"] == [quarter, n] + sum(([len(range(j, n, 4)), n] for j in range(1, critic_iterations)), [])
+    assert agent.critic_kfac.stats_updates == critic_iterations
+
+
 def test_mujoco_presets_share_batch_networks_and_initial_policy():
     """What the sample-efficiency benchmark compares on MuJoCo differs only in the update: A2C's and TRPO's mujoco
     presets have ACKTR's batch, networks and initial log-std (-1.5)."""

@@ -300,6 +300,52 @@ def test_subsampled_statistics_are_those_of_the_strided_subset(kind, k):
         torch.testing.assert_close(kfac.layers["0"].A, want_A, **TIGHT)
 
 
+@pytest.mark.parametrize("kind", ["linear", "conv"])
+@pytest.mark.parametrize("k", [2, 3])
+def test_presampled_pass_on_stats_rows_equals_the_in_graph_subsample(kind, k):
+    """A Fisher pass on a forward of x[kfac.stats_rows(N)] with presampled=True takes the same statistics
+    as a pass that forwards the whole batch and selects the rows itself, pass after pass (the offset
+    cycles in both)."""
+    torch.manual_seed(32)
+    model = make_model(kind, True)
+    twin = copy.deepcopy(model)
+    x = make_input(kind, 10)
+    in_graph = KFAC(model, stats_decay=0.5, stats_subsample=k)
+    presampled = KFAC(twin, stats_decay=0.5, stats_subsample=k)
+    for j in range(k + 1):
+        rows = presampled.stats_rows(len(x))
+        assert rows == slice(j % k, None, k)
+        out = model(x)
+        in_graph.update_stats_exact([(out, categorical_fisher_sqrt(out))])
+        out_rows = twin(x[rows])
+        presampled.update_stats_exact([(out_rows, categorical_fisher_sqrt(out_rows))], presampled=True)
+        for name, layer in presampled.layers.items():
+            torch.testing.assert_close(layer.A, in_graph.layers[name].A, **TIGHT)
+            torch.testing.assert_close(layer.S, in_graph.layers[name].S, **TIGHT)
+    assert presampled.stats_updates == in_graph.stats_updates == k + 1
+
+
+def test_presampled_mean_reduction_and_bad_batch_size():
+    """A mean-reduced sampled loss over the forwarded rows gives the sum-reduced pass's statistics
+    (the same samples: one generator seed); stats_rows refuses a batch size < 1."""
+    torch.manual_seed(33)
+    model = make_model("linear", True)
+    x = make_input("linear", 9)
+    factors = {}
+    for reduction in ("sum", "mean"):
+        kfac = KFAC(copy.deepcopy(model), stats_decay=0.0, stats_subsample=4)
+        xs = x[kfac.stats_rows(len(x))]
+        loss = categorical_fisher_loss(kfac.model(xs), generator=torch.Generator().manual_seed(5))
+        kfac.update_stats(loss / len(xs) if reduction == "mean" else loss, loss_reduction=reduction, presampled=True)
+        factors[reduction] = {name: (layer.A, layer.S) for name, layer in kfac.layers.items()}
+    for name, (A, S) in factors["sum"].items():
+        torch.testing.assert_close(factors["mean"][name][0], A, **TIGHT)
+        torch.testing.assert_close(factors["mean"][name][1], S, **TIGHT)
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+            KFAC(make_model("linear", True), stats_subsample=2).stats_rows(bad)
+
+
 def test_subsample_larger_than_the_batch_keeps_one_sample():
     torch.manual_seed(31)
     model = make_model("linear", True)

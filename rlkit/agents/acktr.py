@@ -26,7 +26,8 @@ critic's curvature along the step, and full steps overshoot and oscillate.
 ``critic_optimizer="adam"`` (separate networks only) replaces the critic's Gauss-Newton step by one Adam
 step (lr ``critic_lr``) on the same gradient: the first-order critic of the paper's Figure 5a/b, where
 the actor is ACKTR in both arms. The value Fisher pass still draws its noise, so the actor's random
-stream is the same in both arms.
+stream is the same in both arms (with ``stats_subsample`` = 1, the default: with k > 1 each K-FAC's
+pass forwards and samples only its own rows, and the Adam arm has no critic pass).
 
 The critic's loss c_V·mean (V − R)² with c_V = ``value_coef`` = 0.5 is the paper's ½|R − V|²;
 with σ = 1 its natural gradient is a Gauss-Newton step (F = E[JᵀJ]/σ²), and η = 1 would be a
@@ -269,21 +270,25 @@ class ACKTR(Agent):
         kfac_time = self._kfac_timings()
         batch = self.batch(rollout)
 
-        # 1. One forward pass, shared by the Fisher pass and the losses.
+        # 1. One forward pass, shared by the Fisher pass and the losses (with stats_subsample k > 1 the
+        #    Fisher passes forward their own k-th of the batch first, alone in the graph).
+        if c.stats_subsample > 1:
+            self._subset_fisher_passes(batch.obs)
         pd_params, values = self.model(batch.obs)
         pi = self.model.distribution(pd_params)
         pi_old = self.model.distribution(pd_params, detach=True)  # frozen, for the measured KL
         values_old = values.detach()
 
         # 2. Fisher pass: the negative log-likelihood of outputs sampled from the model.
-        policy_nll = self._sampled_policy_nll(pd_params)
-        value_nll = self.value_output.fisher_loss(values, generator=self.generator)
-        if c.shared_trunk:
-            self.kfac.update_stats(joint_fisher_loss(policy_nll, value_nll))  # p(a, v|s) = π(a|s) p(v|s)
-        else:
-            self.actor_kfac.update_stats(policy_nll)
-            if c.critic_optimizer == "gauss_newton":
-                self.critic_kfac.update_stats(value_nll)
+        if c.stats_subsample == 1:
+            policy_nll = self._sampled_policy_nll(pd_params)
+            value_nll = self.value_output.fisher_loss(values, generator=self.generator)
+            if c.shared_trunk:
+                self.kfac.update_stats(joint_fisher_loss(policy_nll, value_nll))  # p(a, v|s) = π(a|s) p(v|s)
+            else:
+                self.actor_kfac.update_stats(policy_nll)
+                if c.critic_optimizer == "gauss_newton":
+                    self.critic_kfac.update_stats(value_nll)
 
         # 3. The actor-critic loss and its gradient g.
         entropy = pi.entropy().mean()
@@ -348,12 +353,40 @@ class ACKTR(Agent):
                 self.eta_max = min(ETA_MAX_RANGE[1], self.eta_max * 1.5)
         return diagnostics
 
+    def _subset_fisher_passes(self, obs: torch.Tensor) -> None:
+        """The Fisher passes with ``stats_subsample`` = k > 1: each K-FAC forwards only the samples its
+        statistics come from (``KFAC.stats_rows``: every k-th, the offset cycling), so a pass costs 1/k
+        of one on the whole batch's graph. The same statistics as a pass that shares the loss's forward
+        and selects the rows itself; the sampled outputs are drawn for those rows only."""
+        c = self.config
+        if c.shared_trunk:
+            if self.kfac.stats_due:
+                pd_params, values = self.model(obs[self.kfac.stats_rows(len(obs))])
+                self.kfac.update_stats(joint_fisher_loss(
+                    self._sampled_policy_nll(pd_params), self.value_output.fisher_loss(values, generator=self.generator)),
+                    retain_graph=False, presampled=True)
+            return
+        if self.actor_kfac.stats_due:
+            pd_params = self.model.actor(obs[self.actor_kfac.stats_rows(len(obs))])
+            self.actor_kfac.update_stats(self._sampled_policy_nll(pd_params), retain_graph=False, presampled=True)
+        if c.critic_optimizer == "gauss_newton" and self.critic_kfac.stats_due:
+            self._critic_fisher_pass(obs)
+
+    def _critic_fisher_pass(self, obs: torch.Tensor) -> None:
+        """The critic K-FAC's Fisher pass on its own forward of ``KFAC.stats_rows`` (stats_subsample > 1)."""
+        values = self.model.critic(obs[self.critic_kfac.stats_rows(len(obs))])
+        self.critic_kfac.update_stats(self.value_output.fisher_loss(values, generator=self.generator),
+                                      retain_graph=False, presampled=True)
+
     def _critic_step(self, batch) -> tuple[float, float]:
         """One more critic step on ``batch``: a fresh forward of the critic, its Fisher pass (Gauss-Newton),
         the gradient of c_V·mean (V − R)², and the step (its trust region, or Adam); returns (q, η)."""
         c = self.config
+        if c.critic_optimizer == "gauss_newton" and c.stats_subsample > 1:
+            if self.critic_kfac.stats_due:
+                self._critic_fisher_pass(batch.obs)
         values = self.model.critic(batch.obs)
-        if c.critic_optimizer == "gauss_newton":
+        if c.critic_optimizer == "gauss_newton" and c.stats_subsample == 1:
             self.critic_kfac.update_stats(self.value_output.fisher_loss(values, generator=self.generator))
         self.model.critic.zero_grad(set_to_none=True)
         (c.value_coef * (values - batch.returns).pow(2).mean()).backward()
