@@ -100,9 +100,10 @@ forward (it runs on the whole batch). A caller can instead forward only those sa
 ``x[kfac.stats_rows(len(x))]``, and pass ``presampled=True``: the same statistics, with a
 forward and a backward of N/k samples instead of a backward of N (ACKTR does this when
 k > 1). Martens & Grosse (2015) estimate their statistics on 1/8 of each minibatch. Rollout
-batches are strongly correlated in time, so a strided subset loses less than its size suggests: ACKTR with k = 8 reached CartPole's, InvertedPendulum's
-and Reacher's thresholds in 0.86, 1.04 and 0.98 times the env steps of full-batch
-statistics (medians of 3 paired seeds, ``data/benchmarks/stats_subsample.txt``), while
+batches are strongly correlated in time, so a strided subset loses less than its size
+suggests: ACKTR with k = 8 reached CartPole's, InvertedPendulum's and Reacher's thresholds in
+0.92, 1.04 and 0.98 times the env steps of full-batch statistics (medians of 3 paired seeds,
+``data/benchmarks/stats_subsample.txt``), while
 the Nature CNN's update at batch 640 fell from 3.6 to 1.75 times a first-order one
 with each pass on its own forward of the rows (``data/benchmarks/kfac_overhead.txt``).
 
@@ -557,7 +558,6 @@ class _Pass:
             return None, n, n
         rows = subsample_rows(n, self.subsample, self.offset)
         return rows, n, len(range(n)[rows])
-
 
     def add(self, cap: _Capture, g: Tensor) -> None:
         layer = cap.layer
