@@ -372,11 +372,14 @@ class ACKTR(Agent):
         if self.actor_kfac.stats_due:
             pd_params = self.model.actor(obs[self.actor_kfac.stats_rows(len(obs))])
             self.actor_kfac.update_stats(self._sampled_policy_nll(pd_params), retain_graph=False, presampled=True)
-        if c.critic_optimizer == "gauss_newton" and self.critic_kfac.stats_due:
+        if c.critic_optimizer == "gauss_newton":
             self._critic_fisher_pass(obs)
 
     def _critic_fisher_pass(self, obs: torch.Tensor) -> None:
-        """The critic K-FAC's Fisher pass on its own forward of ``KFAC.stats_rows`` (stats_subsample > 1)."""
+        """The critic K-FAC's Fisher pass on its own forward of ``KFAC.stats_rows`` (stats_subsample > 1),
+        if statistics are due."""
+        if not self.critic_kfac.stats_due:
+            return
         values = self.model.critic(obs[self.critic_kfac.stats_rows(len(obs))])
         self.critic_kfac.update_stats(self.value_output.fisher_loss(values, generator=self.generator),
                                       retain_graph=False, presampled=True)
@@ -386,8 +389,7 @@ class ACKTR(Agent):
         the gradient of c_V·mean (V − R)², and the step (its trust region, or Adam); returns (q, η)."""
         c = self.config
         if c.critic_optimizer == "gauss_newton" and c.stats_subsample > 1:
-            if self.critic_kfac.stats_due:
-                self._critic_fisher_pass(batch.obs)
+            self._critic_fisher_pass(batch.obs)
         values = self.model.critic(batch.obs)
         if c.critic_optimizer == "gauss_newton" and c.stats_subsample == 1:
             self.critic_kfac.update_stats(self.value_output.fisher_loss(values, generator=self.generator))
