@@ -36,7 +36,7 @@ DEFAULT_ENVS = ["CartPole-v1", "InvertedPendulum-v5", "Reacher-v5"]  # minutes; 
 
 def train_one(run_dir: Path, env: str, preset: str, threshold: float, budget: int, seed: int,
               overrides: dict[str, str]) -> dict:
-    from rlkit.train import train
+    from rlkit.experiments.train import train
 
     if not run_dir.exists():
         try:
@@ -60,7 +60,7 @@ def fmt(v) -> str:
 
 
 def parse_overrides(items: list[str]) -> dict[str, str]:
-    """``["stats_decay=0.95", ...]`` → ``{"stats_decay": "0.95"}`` (``rlkit.train`` converts and checks the values)."""
+    """``["stats_decay=0.95", ...]`` → ``{"stats_decay": "0.95"}`` (``rlkit.experiments.train`` converts and checks the values)."""
     overrides = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -82,7 +82,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     try:
         overrides = parse_overrides(args.overrides)
-        from rlkit.train import resolve_run_config
+        from rlkit.experiments.train import resolve_run_config
 
         for env in args.envs:  # refuse a bad key or value before any training
             resolve_run_config("acktr", env, overrides)
@@ -119,7 +119,7 @@ def main(argv=None) -> None:
 
 def committed_acktr_rows() -> dict:
     """The committed ACKTR runs (the presets): {(env, seed): {"steps": int | None, "episodes": int | None}}."""
-    from rlkit.acktr_demos import benchmark_rows  # typed rows of data/benchmarks/sample_efficiency.csv
+    from rlkit.experiments.registry.results import benchmark_rows  # typed rows of data/benchmarks/sample_efficiency.csv
 
     value = lambda x: None if math.isnan(x) else int(x)  # noqa: E731  (NaN: censored)
     return {(r["env"], int(r["seed"])): {"steps": value(r["env_steps_to_threshold"]),

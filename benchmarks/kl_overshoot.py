@@ -45,8 +45,8 @@ from rlkit.envs import EnvSummary, make_vec_env
 from rlkit.fisher import DiagonalGaussian, fisher_vector_product, flatten, parameter_names
 from rlkit.kfac import KFAC
 from rlkit.rollout import RolloutCollector
-from rlkit.runs import seed_everything
-from rlkit.train import resolve_run_config
+from rlkit.experiments.runs import seed_everything
+from rlkit.experiments.train import resolve_run_config
 
 # the chain, from ACKTR's prediction to the measured KL (column names of the printed tables)
 CHAIN = ["predicted", "kfac_running", "kfac_fresh", "block_diagonal", "exact", "measured"]

@@ -1,6 +1,6 @@
 """How many env steps and episodes does each algorithm need to reach a return threshold?
 
-For every env of the plan and every algorithm, N seeds are trained with ``rlkit.train.train``
+For every env of the plan and every algorithm, N seeds are trained with ``rlkit.experiments.train.train``
 (one run directory each) until the mean return of the last 10 episodes first reaches the env's
 threshold, or until the env's step budget is spent. Per env it prints, per algorithm, the env
 steps and episodes to the threshold (median over seeds, and each seed), the ratio of every
@@ -42,7 +42,7 @@ meets it, "miss" when none of it does, and "open" when censoring leaves it undec
 Resumable: run directories live under ``--runs-root`` (default
 ``runs/benchmarks/sample_efficiency/<env>/<algorithm>-s<seed>``, git-ignored). A run that reached
 the threshold, or spent its budget, is skipped; a killed run is resumed exactly
-(``rlkit.train.resume``); a censored run is continued when the budget is raised. A run stops at
+(``rlkit.experiments.train.resume``); a censored run is continued when the budget is raised. A run stops at
 the end of the update in which it reached the threshold (its run directory has the learning curve
 up to there). The report covers every run found under the runs root for the envs of the table, so
 several invocations (say, one per env) add up to one report. A run's budget is the ``steps`` of
@@ -134,7 +134,7 @@ class Job:
 
 
 def run_dir_of(root: Path, env: str, algorithm: str, seed: int) -> Path:
-    from rlkit.runs import sanitize
+    from rlkit.experiments.runs import sanitize
 
     return root / sanitize(env) / f"{algorithm}-s{seed}"
 
@@ -192,7 +192,7 @@ def load_run(run_dir: Path, threshold: float, cap: int | None = None) -> dict | 
     depend on how the run was stopped. ``status``: "reached" (within the run's budget),
     "censored" (budget spent, not reached) or "incomplete" (neither: killed, or to be continued).
     """
-    from rlkit.runs import EPISODES_FILE, UPDATES_FILE, read_config, read_csv
+    from rlkit.experiments.runs import EPISODES_FILE, UPDATES_FILE, read_config, read_csv
 
     if not (run_dir / "config.json").exists():
         return None
@@ -243,8 +243,8 @@ class _Stopper:
         self.run_dir, self.threshold, self.recent = run_dir, threshold, None
 
     def __call__(self, info) -> None:
-        from rlkit.report import threshold_crossing
-        from rlkit.runs import EPISODES_FILE, read_csv
+        from rlkit.experiments.report import threshold_crossing
+        from rlkit.experiments.runs import EPISODES_FILE, read_csv
 
         if self.recent is None:  # first update of this process: episodes.csv holds all episodes so far (flushed)
             returns = [float(r["episode_return"]) for r in read_csv(self.run_dir / EPISODES_FILE)[1]]
@@ -265,7 +265,7 @@ def _init_worker() -> None:
 
 def run_job(job: Job) -> dict:
     """Train (or resume, or skip) one run; return what load_run says about it, plus the action taken."""
-    from rlkit.train import resume, train
+    from rlkit.experiments.train import resume, train
 
     start = time.perf_counter()
     run_dir = Path(job.run_dir)
@@ -365,7 +365,7 @@ def collect(root: Path, algorithms_seen: list[str], caps: dict | None = None) ->
     """Every run under ``root`` for the envs of the table, as CSV rows (``caps``: explicit budgets per env)."""
     rows = []
     for env, spec in ENVS.items():
-        from rlkit.runs import sanitize
+        from rlkit.experiments.runs import sanitize
 
         env_dir = root / sanitize(env)
         if not env_dir.is_dir():
@@ -414,7 +414,7 @@ def fmt_seed(r: dict, kind: str) -> str:
 
 
 def report(rows: list[dict], algorithms: list[str], out=print) -> None:
-    from rlkit.data import find_row, load_table
+    from rlkit.experiments.data import find_row, load_table
 
     table2 = load_table("acktr_table2_mujoco")
     others = [a for a in algorithms if a != REFERENCE]

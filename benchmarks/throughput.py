@@ -1,6 +1,6 @@
 """Training timesteps per second of ACKTR, A2C and TRPO: the ACKTR paper's Table 3 on this machine.
 
-What is timed is the whole training loop of ``rlkit.train.train`` (collecting the rollout: env
+What is timed is the whole training loop of ``rlkit.experiments.train.train`` (collecting the rollout: env
 steps and policy forward passes; the agent's update; the CSV rows), measured side by side in one
 run: every repeat runs one short training of every (task, batch size, algorithm), the algorithms'
 order rotating from repeat to repeat, and the figure reported is the median over repeats.
@@ -115,7 +115,7 @@ def one_run(case: Case, algorithm: str, updates: int, device: str, seed: int, ex
     The run is stopped from the callback after its last timed update, so no checkpoint (the
     trainer saves one before its final update's callback) falls in the timed window.
     """
-    from rlkit.train import train
+    from rlkit.experiments.train import train
 
     marks = []
 
@@ -184,7 +184,7 @@ def main(argv=None) -> None:
 
     import torch
 
-    from rlkit.data import load_table
+    from rlkit.experiments.data import load_table
 
     torch.set_num_threads(args.threads)
     if args.quick:

@@ -1,7 +1,7 @@
 """rlkit: a teaching and exploration kit for natural-gradient deep reinforcement learning.
 
 The mathematics layer (``rlkit.fisher``, ``rlkit.kfac``, ``rlkit.critic``,
-``rlkit.trust_region``) knows tensors and ``nn.Module``s only; ``rlkit.data`` loads the
+``rlkit.trust_region``) knows tensors and ``nn.Module``s only; ``rlkit.experiments.data`` loads the
 papers' published tables. See the README for the map of the kit.
 """
 

@@ -19,7 +19,7 @@ import sys
 import typing
 from pathlib import Path
 
-from rlkit.runs import RunError
+from rlkit.experiments.runs import RunError
 
 EXAMPLES = """\
 examples:
@@ -218,8 +218,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, list[str]]:
 
 
 def _add_grid_commands(commands) -> None:
-    from rlkit.experiments import EXPERIMENTS, SCALES, SWEEPS
-    from rlkit.grid import BACKENDS
+    from rlkit.experiments.registry import EXPERIMENTS, SCALES, SWEEPS
+    from rlkit.experiments.grid import BACKENDS
 
     listing = "experiments:\n" + "\n".join(f"  {name:24s} {e.title}" for name, e in EXPERIMENTS.items()
                                             if e.kind != "sweep")
@@ -236,7 +236,7 @@ def _add_grid_commands(commands) -> None:
     sweep = commands.add_parser(
         "sweep", help="run a hyperparameter sweep and write its compact table for the notebooks' sliders",
         description="Run a sweep's grid (every hyperparameter point × seed) and write its table "
-                    "(data/sweeps/NAME.csv and .json, what rlkit.sweeps and the notebooks read).",
+                    "(data/sweeps/NAME.csv and .json, what rlkit.experiments.sweeps and the notebooks read).",
         epilog=GRID_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     sweep.add_argument("experiment", choices=SWEEPS, metavar="SWEEP", help="one of: " + ", ".join(SWEEPS))
     sweep.add_argument("--scale", choices=("smoke", "laptop"), default="laptop", help="default laptop")
@@ -267,14 +267,14 @@ def _add_grid_commands(commands) -> None:
 
 def _train(args: argparse.Namespace, names: list[str], argv: list[str]) -> int:
     from rlkit.agents import AGENTS
-    from rlkit.train import DEFAULT_CHECKPOINT_EVERY, DEFAULT_KEEP_CHECKPOINTS, resume, train
+    from rlkit.experiments.train import DEFAULT_CHECKPOINT_EVERY, DEFAULT_KEEP_CHECKPOINTS, resume, train
 
     if args.resume is not None:
         if args.overwrite:
             raise RunError("--resume and --overwrite contradict each other: choose one")
         if args.run_dir is not None and Path(args.run_dir).resolve() != Path(args.resume).resolve():
             raise RunError(f"--run-dir {args.run_dir} and --resume {args.resume} name different directories")
-        from rlkit.runs import read_config
+        from rlkit.experiments.runs import read_config
 
         algorithm = args.algorithm or read_config(args.resume)["algorithm"]
         expect = {"algorithm": args.algorithm, "env": args.env, "seed": args.seed, "device": args.device,
@@ -303,7 +303,7 @@ def _plot(args: argparse.Namespace) -> int:
     import matplotlib
 
     matplotlib.use("Agg")  # a file, never a window
-    from rlkit.plots import plot_learning_curves
+    from rlkit.experiments.plots import plot_learning_curves
 
     figure = plot_learning_curves(args.run_dirs, out=args.out, window=args.window)
     import matplotlib.pyplot as plt
@@ -314,7 +314,7 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from rlkit.train import evaluate
+    from rlkit.experiments.train import evaluate
 
     result = evaluate(args.run_dir, args.episodes, seed=args.seed, video=args.video)
     print(f"{args.run_dir} (update {result.update}, {result.env_steps} env steps): mean return "
@@ -325,8 +325,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _run_grid_command(args: argparse.Namespace, argv: list[str]) -> int:
-    from rlkit.experiments import experiment
-    from rlkit.grid import run_grid, summarize_outcomes
+    from rlkit.experiments.registry import experiment
+    from rlkit.experiments.grid import run_grid, summarize_outcomes
 
     exp = experiment(args.experiment)
     kind = "reproduce" if args.command == "reproduce" else "sweeps"
@@ -344,7 +344,7 @@ def _run_grid_command(args: argparse.Namespace, argv: list[str]) -> int:
     for outcome in failed:
         print(f"  FAILED {outcome.run.name}: {outcome.error}", file=sys.stderr)
     if args.command == "sweep" and not failed:
-        from rlkit.report import write_sweep_table
+        from rlkit.experiments.report import write_sweep_table
 
         table = Path(args.table) if args.table else (
             root / f"{exp.name}.csv" if args.scale == "smoke" else Path("data") / "sweeps" / f"{exp.name}.csv")
@@ -359,7 +359,7 @@ def _run_grid_command(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _report_grid(root: Path, out: str | None = None) -> int:
-    from rlkit.report import report
+    from rlkit.experiments.report import report
 
     result = report(root)
     written = result.save(root if out is None else Path(out))

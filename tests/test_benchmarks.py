@@ -77,11 +77,11 @@ def test_throughput_quick_writes_its_csvs(tmp_path):
 
 def test_the_stopper_stops_at_a_window_that_crosses_inside_one_update(tmp_path):
     """A window of 10 episodes reaching the threshold in the middle of an update stops the run, even when the
-    last 10 episodes of that update are below it (the report's rule: rlkit.report.threshold_crossing)."""
+    last 10 episodes of that update are below it (the report's rule: rlkit.experiments.report.threshold_crossing)."""
     from types import SimpleNamespace
 
-    from rlkit.report import threshold_crossing
-    from rlkit.runs import EPISODES_FILE, write_csv
+    from rlkit.experiments.report import threshold_crossing
+    from rlkit.experiments.runs import EPISODES_FILE, write_csv
 
     sys.path.insert(0, str(BENCHMARKS))
     try:

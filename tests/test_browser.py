@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from lab_support import REPO, TOKEN, get_json, running_lab
+from support.lab import REPO, TOKEN, get_json, running_lab
 
 ARTIFACTS = REPO / "test-artifacts"
 # What the probe of this machine kind showed to work: without the background-networking flags,

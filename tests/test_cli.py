@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from rlkit.agents import AGENTS
-from cli_support import cli, one_line_error
+from support.cli import cli, one_line_error
 from rlkit.cli import RESERVED, build_parser, flag, main
-from rlkit.runs import is_timing_column, read_csv
+from rlkit.experiments.runs import is_timing_column, read_csv
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ["--num-envs", "4", "--num-steps", "16", "--hidden-sizes", "16", "16", "--no-progress"]

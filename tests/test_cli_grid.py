@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import cli, one_line_error
-from grid_support import rows, snapshot
-from rlkit.experiments import experiment
-from rlkit.report import report
+from support.cli import cli, one_line_error
+from support.grid import rows, snapshot
+from rlkit.experiments.registry import experiment
+from rlkit.experiments.report import report
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -73,7 +73,7 @@ def test_grid_command_errors_are_one_line_with_status_2_and_write_nothing(tmp_pa
 
 
 def test_report_of_a_grid_without_results_says_so(tmp_path, capsys):
-    from rlkit.grid import write_grid_file
+    from rlkit.experiments.grid import write_grid_file
 
     write_grid_file(tmp_path, experiment("acktr-figure5ab").runs("smoke"), {"experiment": "acktr-figure5ab",
                                                                             "scale": "smoke"})

@@ -21,7 +21,7 @@ from rlkit.critic import (
     value_fisher_loss,
     value_fisher_sqrt,
 )
-from curvature_reference import per_sample_jacobian
+from support.curvature import per_sample_jacobian
 from rlkit.kfac import KFAC
 
 DT = torch.float64

@@ -1,6 +1,6 @@
 """K-FAC (rlkit.kfac) against independent dense computations, in float64.
 
-Dense references are built with torch.func (tests/curvature_reference.py) or
+Dense references are built with torch.func (tests/support/curvature.py) or
 explicit loops, and Kronecker layouts are re-derived by hand, so that nothing below
 trusts the code under test (nor rlkit.fisher).
 """
@@ -21,7 +21,7 @@ from rlkit.critic import (
     gaussian_fisher_loss,
     gaussian_fisher_sqrt,
 )
-from curvature_reference import per_sample_jacobian
+from support.curvature import per_sample_jacobian
 from rlkit.kfac import KFAC
 from rlkit.nets import NatureCNN
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lab_support import REPO, TOKEN, free_port, get_json, load_kit, wait_for_server
+from support.lab import REPO, TOKEN, free_port, get_json, load_kit, wait_for_server
 
 
 @pytest.mark.slow

@@ -2,7 +2,7 @@
 
 References: NumPy/Python closed forms in float64 (softmax, log-mean-exp, KL(ψ ‖ uniform)),
 brute-force sorting for the top-k rule, torch.distributions.kl_divergence for the KLs,
-autograd and central finite differences for derivatives, the paper's Table 1 (rlkit.data).
+autograd and central finite differences for derivatives, the paper's Table 1 (rlkit.experiments.data).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 from torch.distributions import Categorical, Independent, Normal, kl_divergence
 
 from rlkit import vmpo
-from rlkit.data import find_row, load_table
+from rlkit.experiments.data import find_row, load_table
 from rlkit.vmpo import (
     PAPER_INITIAL_DUALS,
     DualVariables,

@@ -246,7 +246,7 @@ class Agent:
     # ---- acting -------------------------------------------------------------------------
 
     def acting(self) -> typing.ContextManager[None]:
-        """Context for collecting a rollout with :meth:`policy` (``rlkit.train`` enters it around
+        """Context for collecting a rollout with :meth:`policy` (``rlkit.experiments.train`` enters it around
         ``collector.collect``): agents that keep training-only machinery on the model (ACKTR's K-FAC
         hooks) switch it off there. Here: nothing."""
         return contextlib.nullcontext()

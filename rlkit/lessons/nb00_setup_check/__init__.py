@@ -1,0 +1,1 @@
+"""Notebook 00 (Is this machine ready for the kit?): its computations, panels and exercise checks."""

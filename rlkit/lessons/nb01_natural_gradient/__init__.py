@@ -1,0 +1,1 @@
+"""Notebook 01 (Natural gradient): its computations, panels and exercise checks."""

@@ -1,0 +1,1 @@
+"""Notebook 02 (Fisher matrices): its computations, panels and exercise checks."""

@@ -1,0 +1,1 @@
+"""Notebook 03 (Kronecker factors): its computations, panels and exercise checks."""

@@ -1,0 +1,1 @@
+"""Notebook 04 (K-FAC in practice): its computations, panels and exercise checks."""

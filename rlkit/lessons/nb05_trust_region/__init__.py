@@ -1,0 +1,1 @@
+"""Notebook 05 (The trust region): its computations, panels and exercise checks."""

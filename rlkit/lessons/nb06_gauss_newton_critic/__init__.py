@@ -1,0 +1,1 @@
+"""Notebook 06 (The Gauss-Newton critic): its computations, panels and exercise checks."""

@@ -1,0 +1,1 @@
+"""Notebook 07 (ACKTR runs): its computations, panels and exercise checks."""

@@ -1,0 +1,1 @@
+"""Notebook 08 (V-MPO's EM step): its computations, panels and exercise checks."""

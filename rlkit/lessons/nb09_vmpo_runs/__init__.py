@@ -1,0 +1,1 @@
+"""Notebook 09 (V-MPO runs): its computations, panels and exercise checks."""

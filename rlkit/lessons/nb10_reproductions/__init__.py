@@ -1,0 +1,1 @@
+"""Notebook 10 (Reproductions): its computations, panels and exercise checks."""

@@ -1,0 +1,164 @@
+"""rlkit.widgets: panels built headlessly; setting a control changes the data behind the figure
+as the mathematics says, and the figure shows that data."""
+
+import base64
+import math
+
+import ipywidgets as widgets
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from rlkit.lessons.nb05_trust_region import demos as trd
+from rlkit.lessons.panels import Panel
+from rlkit.lessons.nb05_trust_region.panels import draw_trust_region, trust_region_panel
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return trd.fixed_batch()
+
+
+@pytest.fixture
+def panel(batch):
+    return trust_region_panel(batch, delta=0.001, eta_max=1.0)
+
+
+# ------------------------------------------------------------------ the generic panel
+
+
+def test_panel_wires_controls_to_compute_and_draw():
+    calls = []
+
+    def compute(a, b):
+        calls.append((a, b))
+        return {"x": np.arange(3), "y": a * np.arange(3) + b}
+
+    def draw(data, fig):
+        fig.subplots().plot(data["x"], data["y"], label="y")
+
+    controls = {"a": widgets.IntSlider(value=1, min=0, max=5, continuous_update=False),
+                "b": widgets.FloatSlider(value=0.5, continuous_update=False)}
+    panel = Panel(compute, draw, controls)
+    assert calls == [(1, 0.5)] and panel.values == {"a": 1, "b": 0.5}
+    controls["a"].value = 3
+    assert calls[-1] == (3, 0.5)
+    assert np.array_equal(panel.data["y"], [0.5, 3.5, 6.5])
+    (line,) = panel.figure.axes[0].get_lines()
+    assert np.array_equal(line.get_ydata(), panel.data["y"])  # redrawn, not stacked on the old figure
+    assert panel.png().startswith(b"\x89PNG") and panel.seconds >= 0
+    assert isinstance(panel, widgets.VBox) and panel.output in panel.children  # the panel is the container
+    (shown,) = panel.output.outputs  # the Output holds exactly the current figure, as a PNG
+    assert base64.b64decode(shown["data"]["image/png"]) == panel.png()
+
+
+# ------------------------------------------------------------------ the trust-region panel
+
+
+def test_trust_region_controls_use_the_kits_names(panel):
+    delta, eta_max = panel.controls["delta"], panel.controls["eta_max"]
+    assert isinstance(delta, widgets.FloatLogSlider) and delta.description == "delta"
+    assert isinstance(eta_max, widgets.FloatSlider) and eta_max.description == "eta_max"
+    assert delta.continuous_update is False and eta_max.continuous_update is False
+    assert list(panel.controls["convention"].options) == ["paper", "baselines"]
+    assert panel.values == {"delta": 0.001, "eta_max": 1.0, "convention": "paper"}
+
+
+def test_panel_only_wires_the_plain_computation(panel, batch):
+    expected = trd.step_size_panel_data(batch, delta=0.001, eta_max=1.0)
+    assert panel.data["at_delta"] == expected["at_delta"]
+    for name in trd.PRECONDITIONERS:
+        for key in ("eta", "predicted_kl", "measured_kl", "capped"):
+            assert np.array_equal(panel.data["curves"][name][key], expected["curves"][name][key])
+
+
+def test_larger_delta_gives_larger_measured_kl(panel):
+    before = panel.data["at_delta"]
+    panel.controls["delta"].value = 0.01
+    after = panel.data["at_delta"]
+    for name in trd.PRECONDITIONERS:
+        assert not after[name]["capped"]
+        assert after[name]["predicted_kl"] == pytest.approx(0.01, rel=1e-12)
+        assert after[name]["eta"] == pytest.approx(before[name]["eta"] * math.sqrt(10), rel=1e-12)  # η ∝ sqrt(δ)
+        assert after[name]["measured_kl"] > 5 * before[name]["measured_kl"]
+
+
+def test_lowering_eta_max_below_the_uncapped_step_caps_it(panel):
+    panel.controls["delta"].value = 0.01
+    uncapped = panel.data["at_delta"]
+    eta_max = 0.5 * min(s["eta"] for s in uncapped.values())
+    panel.controls["eta_max"].value = round(eta_max, 2)
+    capped = panel.data["at_delta"]
+    for name in trd.PRECONDITIONERS:
+        assert capped[name]["capped"] and capped[name]["eta"] == panel.controls["eta_max"].value
+        assert capped[name]["predicted_kl"] < 0.01
+        assert capped[name]["measured_kl"] < 0.5 * uncapped[name]["measured_kl"]
+        curves = panel.data["curves"][name]
+        assert curves["delta_cap"] < 0.01 and curves["capped"][-1]
+
+
+def test_baselines_convention_halves_the_predicted_kl(panel):
+    panel.controls["delta"].value = 0.01
+    paper = panel.data["at_delta"]
+    panel.controls["convention"].value = "baselines"
+    baselines = panel.data["at_delta"]
+    for name in trd.PRECONDITIONERS:
+        assert baselines[name]["predicted_kl"] == pytest.approx(paper[name]["predicted_kl"] / 2, rel=1e-12)
+        assert baselines[name]["eta"] == pytest.approx(paper[name]["eta"] / math.sqrt(2), rel=1e-12)
+        assert baselines[name]["measured_kl"] < paper[name]["measured_kl"]
+
+
+def test_figure_shows_the_data(panel):
+    panel.controls["delta"].value = 0.003
+    axes = panel.figure.axes
+    assert len(axes) == 4
+    for col, name in enumerate(trd.PRECONDITIONERS):
+        lines = {line.get_label(): line for line in axes[col].get_lines()}
+        measured = lines["measured KL(π_old ‖ π_new)"]
+        assert np.array_equal(measured.get_ydata(), panel.data["curves"][name]["measured_kl"])
+        predicted = lines["predicted ½η²q (paper rule)"]
+        assert np.array_equal(predicted.get_ydata(), panel.data["curves"][name]["predicted_kl"])
+        assert f"δ = {0.003:.2g}" in axes[col].get_title()
+
+
+def test_static_drawing_of_the_same_data(batch):
+    data = trd.step_size_panel_data(batch, delta=0.01, eta_max=0.25)
+    fig = draw_trust_region(data, Figure(figsize=(11, 7.5)))
+    assert len(fig.axes) == 4
+
+
+# ------------------------------------------------------------------ notebook 04: damping
+
+
+@pytest.fixture(scope="module")
+def damping_setup():
+    from rlkit.lessons.nb04_kfac_in_practice.demos import damping_sweep
+    from rlkit.lessons.nb03_kronecker_factors.demos import exact_kfac, seeded_mlp, teacher_regression
+
+    x, y, _ = teacher_regression(n=64, dim=3, outputs=2, hidden=4, seed=0)
+    model = seeded_mlp([3, 6, 2], seed=0)
+    dampings = np.logspace(-4, 2, 7)
+    sweep = damping_sweep(model, x, y, dampings, output="gaussian")
+    return exact_kfac(model, x, "gaussian"), sweep, dampings
+
+
+def test_damping_panel_marks_lambda_on_the_spectrum_as_the_math_says(damping_setup):
+    from rlkit.lessons.nb04_kfac_in_practice.panels import damping_panel
+
+    kfac, sweep, dampings = damping_setup
+    panel = damping_panel(kfac, sweep, dampings, gradient_norm=1.0, damping=1e-3)
+    before_png, before = panel.png(), panel.data
+    spectrum = before["spectrum"]
+    # eigen mode adds λ to every eigenvalue of S⊗A; the fraction below λ is counted on S⊗A.
+    assert np.allclose(spectrum["eigen"], spectrum["undamped"] + 1e-3)
+    assert before["fraction_below"] == pytest.approx(np.mean(spectrum["undamped"] < 1e-3))
+
+    panel.controls["damping"].value = 10.0
+    after = panel.data
+    assert after["damping"] == pytest.approx(10.0)
+    assert np.allclose(after["spectrum"]["eigen"], after["spectrum"]["undamped"] + 10.0)
+    # a larger λ dominates more directions, and each factored eigenvalue
+    # (λ_S + √λ/π)(λ_A + π√λ) grows with λ (π does not depend on λ)
+    assert after["fraction_below"] > before["fraction_below"]
+    assert np.all(after["spectrum"]["factored"] > spectrum["factored"])
+    assert panel.png() != before_png
