@@ -1,32 +1,25 @@
 r"""The Gauss-Newton critic and the Fisher-pass losses of ACKTR.
 
-Conventions (DESIGN.md):
+Provides the losses a K-FAC Fisher pass differentiates (:func:`value_fisher_loss`,
+:func:`categorical_fisher_loss`, :func:`gaussian_fisher_loss`, :func:`joint_fisher_loss`),
+the output-Fisher square roots of the exact pass (``*_fisher_sqrt``, F_z = B Bᵀ per sample,
+shape ``z.shape + (R,)``) and :class:`GaussNewtonCritic`, the critic's output model.
 
-* The critic's value output V(s) is the mean of a Gaussian N(v; V(s), σ²), σ = 1 by
-  default. Its Fisher is the Gauss-Newton matrix scaled by 1/σ²:
-  F_V = E_s[Jᵀ J] / σ², J = ∂V/∂θ. The Fisher pass samples v̂ = V(s) + σ ε,
-  ε ~ N(0, 1), detached, and uses −log N(v̂; V, σ²), whose gradient at V is
-  −(v̂ − V)/σ² = −ε/σ: its second moment is 1/σ², hence the block JᵀJ/σ².
-* The implementation trick of openai/baselines and its ports, the loss
-  −(V − sg(V + ε))², has gradient 2ε at V, second moment 4: the block 4JᵀJ, i.e.
-  exactly the Gaussian critic with σ = 0.5 (``style="baselines"``).
-* Policies: a categorical policy's Fisher pass samples a ~ π(·|s) and uses
-  −log π(a|s); a diagonal Gaussian policy samples a = μ + σ z and uses
-  −log N(a; μ, σ²). Its state-independent log-std is owned by no layer: its exact
-  Fisher block is diagonal with entries E[(z²−1)²] = 2 (``GAUSSIAN_LOG_STD_FISHER``),
-  declare it with ``KFAC(..., exact_diagonal_blocks={log_std: 2.0})``.
-* Shared trunk: the joint model p(a, v|s) = π(a|s) p(v|s), with a and v sampled
-  independently; its log-likelihood is the sum of the two, so the joint Fisher-pass
-  loss is the sum of the two losses (:func:`joint_fisher_loss`) and its Fisher, in
-  expectation, the sum of the policy and value Fishers (the cross term has zero
-  mean). Separate actor and critic use two ``KFAC`` objects, one loss each.
+Conventions (docs/design.md; derivations in docs/derivations.md):
 
-Every Fisher-pass loss here is a SUM over the batch of per-sample negative
-log-likelihoods (what ``KFAC.update_stats`` expects with its default
-``loss_reduction="sum"``); sampled quantities are detached.
+* The value V(s) is the mean of N(v; V(s), σ²), σ = 1 by default: Fisher E[JᵀJ]/σ², J = ∂V/∂θ.
+* The openai/baselines loss −(V − sg(V + ε))², ε ~ N(0, 1), gives the block 4JᵀJ: it is
+  σ = 0.5 (``style="baselines"``).
+* A diagonal Gaussian policy's state-independent log-std has the exact Fisher block 2
+  (``GAUSSIAN_LOG_STD_FISHER``): ``KFAC(..., exact_diagonal_blocks={log_std: 2.0})``.
+* Shared trunk: p(a, v | s) = π(a|s) p(v|s), a and v sampled independently; the joint loss is
+  the sum of the two losses. Separate actor and critic: two ``KFAC`` objects, one loss each.
+* Every Fisher-pass loss is a SUM over the batch of per-sample negative log-likelihoods (what
+  ``KFAC.update_stats`` expects by default); sampled quantities are detached.
 
-For exact expectations (``KFAC.update_stats_exact``) the ``*_fisher_sqrt`` helpers
-return B with F_z = B Bᵀ per sample, of shape ``z.shape + (R,)``.
+References: Wu et al., "Scalable trust-region method for deep reinforcement learning using
+Kronecker-factored approximation" (ACKTR), NeurIPS 2017; Martens, "New insights and
+perspectives on the natural gradient method", JMLR 2020 (Gauss-Newton and Fisher).
 """
 
 from __future__ import annotations

@@ -1,37 +1,26 @@
 r"""Exact curvature matrices of small models: the ground truth for K-FAC and the notebooks.
 
-Everything here is dense and exact (up to floating point), built on ``torch.func``; it is
-meant for models of up to a few thousand parameters. ``rlkit.kfac`` approximates what this
-module computes exactly.
+Dense and exact (up to floating point), built on ``torch.func``, for models of up to a few
+thousand parameters: the Fisher (:func:`fisher_matrix`), its empirical and Monte-Carlo estimates,
+the Gauss-Newton matrix, Fisher-vector products, conjugate gradient and the natural gradient.
+:mod:`rlkit.kfac` approximates what this module computes exactly.
 
-Conventions (used by every function below)
-------------------------------------------
-* **Output distribution.** A model maps an input x to the parameters ψ(x, θ) of a
-  distribution p(y | ψ). Name that distribution with one of the small classes below;
-  each knows ``log_prob``, ``sample`` and its analytic output-space Fisher
-  F_out(ψ) = E_{y~p(y|ψ)}[∇_ψ log p ∇_ψ log pᵀ]:
+Conventions (docs/design.md; derivations in docs/derivations.md):
 
-  - ``Categorical()``: ψ = logits (the model's output); F_out = diag(p) − ppᵀ.
-  - ``DiagonalGaussian()``: state-dependent log-std; the model outputs [mean, log_std]
-    (last dim 2D, mean first, or a tuple ``(mean, log_std)``); F_out = diag(1/σ², 2).
-  - ``DiagonalGaussian(log_std=policy.log_std)`` (or the parameter's name): state-independent
-    log-std, an ``nn.Parameter`` of the model; the model outputs the mean only. ψ is still
-    [mean, log_std], so the log-std block of the Fisher is 2·I.
-  - ``GaussianValue(sigma=1.0)``: a value head read as N(v; V(s), σ² I) with fixed σ (the
-    Gauss-Newton critic); ψ = V(s); F_out = I/σ², so F = E[JᵀJ]/σ².
+* Output distribution: a model maps x to the parameters z of p(y | z), named by
+  ``Categorical()`` (z = logits, F_out = diag(p) − ppᵀ), ``DiagonalGaussian()`` (z = [μ, log σ],
+  F_out = diag(1/σ², 2); ``log_std=`` a state-independent ``nn.Parameter``) or
+  ``GaussianValue(sigma)`` (z = V(s), F_out = I/σ²: the Gauss-Newton critic).
+* Fisher: F = E_x E_{y~p(y|x,θ)}[∇log p ∇log pᵀ] = E_x[Jᵀ F_out J], J = ∂z/∂θ, with E_x the
+  MEAN over the batch (N identical rows give the Fisher of one row).
+* Parameter vector: the parameters that require grad, in ``named_parameters()`` order, each
+  flattened row-major (``tensor.reshape(-1)``); see :func:`parameter_names`, :func:`flatten`.
+* Models are called one sample at a time under ``vmap``: rows must be independent (no
+  BatchNorm in train mode).
 
-* **Fisher.** F = E_x E_{y~p(y|x,θ)}[∇_θ log p ∇_θ log pᵀ] = E_x[Jᵀ F_out J], J = ∂ψ/∂θ.
-  E_x is the **mean over the batch** x (not the sum): a batch of N identical rows gives the
-  Fisher of one row. Per-sample curvature is therefore scaled by 1/N.
-
-* **Parameter vector.** Matrices and vectors are over the model's parameters that require
-  grad, in ``model.named_parameters()`` order, each flattened row-major (``tensor.reshape(-1)``,
-  PyTorch's storage order): an ``nn.Linear`` contributes vec(W) with W[i, j] at index
-  i·C_in + j, then its bias. ``parameter_names``, ``flatten``, ``unflatten`` and ``flat_grad``
-  convert between this vector and per-parameter tensors.
-
-* **Models** are called on a batch; internally one sample at a time (``x[i:i+1]``) under
-  ``torch.func.vmap``, so a model must treat rows independently (no BatchNorm in train mode).
+References: Amari, "Natural gradient works efficiently in learning", Neural Computation 1998;
+Martens, "New insights and perspectives on the natural gradient method", JMLR 2020; Schulman et
+al., "Trust region policy optimization", ICML 2015 (Fisher-vector products with CG).
 """
 
 from __future__ import annotations
@@ -147,7 +136,7 @@ class Categorical:
 
 
 class DiagonalGaussian:
-    r"""p(y | x) = Π_d N(y_d; μ_d(x), σ_d²), parametrized by ψ = [μ, log σ] (2D numbers per sample).
+    r"""p(y | x) = Π_d N(y_d; μ_d(x), σ_d²), parametrized by z = [μ, log σ] (2D numbers per sample).
 
     ``log_std=None``: state-dependent; the model outputs [μ, log σ] (last dim 2D, or a tuple).
     ``log_std=<nn.Parameter of the model or its name>``: state-independent; the model outputs μ
@@ -210,7 +199,7 @@ class DiagonalGaussian:
 class GaussianValue:
     r"""A value head read as a distribution: p(v | s) = N(v; V(s), σ² I) with fixed σ (default 1).
 
-    ψ = V(s) (the model output, (N,) or (N, K)); targets v have the same number of entries.
+    z = V(s) (the model output, (N,) or (N, K)); targets v have the same number of entries.
     Output Fisher: F_out = I/σ², so the Fisher is E[JᵀJ]/σ² (the Gauss-Newton critic). The
     baselines trick −(V − sg(V + ε))², ε ~ N(0, 1), corresponds to σ = 0.5 (block 4JᵀJ).
     """
@@ -251,7 +240,7 @@ def _detached_params(model: nn.Module) -> dict[str, Tensor]:
 
 
 def _jacobian_chunks(model: nn.Module, x: Tensor, output_map: Callable, *per_sample: Tensor):
-    """Yield (J, ψ, *per_sample chunks): J = ∂ψ_i/∂θ of shape (n, K, P), ψ of shape (n, K)."""
+    """Yield (J, z, *per_sample chunks): J = ∂z_i/∂θ of shape (n, K, P), z of shape (n, K)."""
     params = _detached_params(model)
     n_params = sum(p.numel() for p in params.values())
     if n_params == 0:
@@ -286,7 +275,7 @@ def _sandwich(jac: Tensor, middle: Tensor) -> Tensor:
 
 
 def _score(dist: OutputDistribution, psi: Tensor, y: Tensor) -> Tensor:
-    """∇_ψ log p(y_i | ψ_i) for every sample, shape (n, K): log_prob sums over independent rows."""
+    """∇_z log p(y_i | z_i) for every sample, shape (n, K): log_prob sums over independent rows."""
     return grad(lambda p: dist.log_prob(p, y).sum())(psi)
 
 
@@ -296,7 +285,7 @@ def _score(dist: OutputDistribution, psi: Tensor, y: Tensor) -> Tensor:
 
 
 def fisher_matrix(model: nn.Module, x: Tensor, dist: OutputDistribution) -> Tensor:
-    r"""Exact Fisher F = (1/N) Σ_i J_iᵀ F_out(ψ_i) J_i, a dense (P, P) matrix.
+    r"""Exact Fisher F = (1/N) Σ_i J_iᵀ F_out(z_i) J_i, a dense (P, P) matrix.
 
     The expectation over y ~ p(y | x_i, θ) is taken in closed form through the output Fisher
     F_out (see the module docstring); only the mean over the N inputs is empirical. Rows and

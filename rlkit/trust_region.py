@@ -1,20 +1,22 @@
 r"""The ACKTR trust-region step size, its predicted KL, and the KL a step actually reached.
 
-With the natural-gradient direction Δ = F̂⁻¹g (g the gradient, F̂ the approximate Fisher) the
-quadratic model of the KL after a step of size η is
+With Δ = F̂⁻¹g (g the gradient, F̂ the approximate Fisher) and q = ΔᵀF̂Δ = gᵀF̂⁻¹g (what
+``KFAC.precondition()`` returns), a step of size η has predicted KL ½η²q
+(:func:`predicted_kl`); :func:`effective_step_size` picks η from the KL budget δ and
+:func:`measured_kl` reads the KL a step actually reached.
 
-    KL(π_old ‖ π_new) ≈ ½ η² ΔᵀF̂Δ = ½ η² q,    q = ΔᵀF̂Δ = gᵀF̂⁻¹g,
+Conventions (docs/design.md; derivations in docs/derivations.md):
 
-and the step size is chosen so that this predicted KL equals the budget δ:
+* ``convention="paper"`` (ACKTR): η = min(η_max, sqrt(2δ / q)); the predicted KL is δ
+  whenever the cap η_max is inactive.
+* ``convention="baselines"`` (openai/baselines' "kl_clip"): η = min(η_max, sqrt(δ / q)), a
+  factor sqrt(2) smaller: the predicted KL is δ/2, their kl_clip is twice the KL reached.
+* The step is θ + ηΔ for ascent on an objective, θ − ηΔ for descent on a loss; the KL is the
+  same to second order either way.
 
-* ``convention="paper"`` (Wu et al. 2017, ACKTR): η = min(η_max, sqrt(2δ / q)); the predicted
-  KL is δ whenever the cap η_max is inactive.
-* ``convention="baselines"`` (openai/baselines and its PyTorch ports, "kl_clip"):
-  η = min(η_max, sqrt(δ / q)), a factor sqrt(2) smaller; the predicted KL reached is δ/2,
-  i.e. their kl_clip is twice the KL actually allowed.
-
-The step itself is θ_new = θ + ηΔ for gradient *ascent* on an objective (policy gradient),
-θ − ηΔ for descent on a loss; the KL is the same to second order either way.
+References: Wu et al., "Scalable trust-region method for deep reinforcement learning using
+Kronecker-factored approximation" (ACKTR), NeurIPS 2017; Schulman et al., "Trust region policy
+optimization", ICML 2015.
 """
 
 from __future__ import annotations

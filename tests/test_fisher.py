@@ -427,3 +427,47 @@ def test_bad_inputs_raise_value_errors_naming_the_parameter():
         fisher_matrix(model, x, DiagonalGaussian(nn.Parameter(torch.zeros(2))))
     with pytest.raises(ValueError, match="even output size"):
         fisher_matrix(mlp(3, 3), x, DiagonalGaussian())
+
+
+# ---------------------------------------------------------------- the Fisher is the KL's curvature
+
+
+def _kl_hessian(model, x, dist):
+    """Hessian at d = 0 of d ↦ mean KL(p(·|x, θ) ‖ p(·|x, θ + d)), by second-order autograd through
+    torch.distributions.kl_divergence: no Fisher formula inside, so an independent reference."""
+    from rlkit.fisher import unflatten
+    params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+    with torch.no_grad():
+        old = dist.torch_distribution(dist.outputs(model, params, x))
+
+    def kl(d):
+        moved = {n: params[n] + v for n, v in unflatten(d, params).items()}
+        return torch.distributions.kl_divergence(old, dist.torch_distribution(dist.outputs(model, moved, x))).mean()
+
+    zero = torch.zeros(sum(p.numel() for p in params.values()), dtype=next(iter(params.values())).dtype)
+    return torch.autograd.functional.hessian(kl, zero)
+
+
+def test_the_fisher_is_the_hessian_of_the_kl_for_a_softmax_network():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 4)).double()
+    x = torch.randn(12, 3, dtype=torch.float64)
+    assert torch.allclose(_kl_hessian(net, x, Categorical()), fisher_matrix(net, x, Categorical()),
+                          rtol=1e-10, atol=1e-12)
+
+
+def test_the_fisher_is_the_hessian_of_the_kl_for_a_gaussian_policy():
+    class Policy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mean = nn.Linear(3, 2).double()
+            self.log_std = nn.Parameter(torch.tensor([-0.3, 0.2], dtype=torch.float64))
+
+        def forward(self, x):
+            return self.mean(x)
+
+    torch.manual_seed(1)
+    policy = Policy()
+    x = torch.randn(7, 3, dtype=torch.float64)
+    dist = DiagonalGaussian(log_std=policy.log_std)
+    assert torch.allclose(_kl_hessian(policy, x, dist), fisher_matrix(policy, x, dist), rtol=1e-10, atol=1e-12)

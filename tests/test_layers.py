@@ -42,8 +42,8 @@ def module_name(path: Path, root: Path) -> str:
 
 
 def layer_of(module: str) -> str:
-    if module in MATHEMATICS:
-        return "mathematics"
+    if module in MATHEMATICS or module.startswith(tuple(m + "." for m in MATHEMATICS)):
+        return "mathematics"  # a module or a package (rlkit.kfac.blocks)
     if module in PLUMBING:
         return "plumbing"
     for layer in ("agents", "experiments", "lessons"):
@@ -113,6 +113,7 @@ def plant(tmp_path: Path, files: dict[str, str]) -> Path:
 @pytest.mark.parametrize("name, text, expected", [
     ("kfac.py", "from rlkit.agents import ACKTR\n", "rlkit.kfac imports rlkit.agents (the mathematics layer"),
     ("vmpo.py", "def f():\n    import rlkit.envs\n", "rlkit.vmpo imports rlkit.envs (the mathematics layer"),
+    ("kfac/blocks.py", "from ..rollout import Rollout\n", "rlkit.kfac.blocks imports rlkit.rollout (the mathematics"),
     ("nets.py", "from rlkit.agents.base import Agent\n", "rlkit.nets imports rlkit.agents.base (the plumbing"),
     ("agents/acktr.py", "from rlkit.experiments.runs import write_csv\n",
      "rlkit.agents.acktr imports rlkit.experiments.runs (the agents layer"),

@@ -473,9 +473,10 @@ def test_covariance_part_accurate_for_tiny_changes_in_float32():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_dual_initial_values_are_the_papers(dtype):
     table = load_table("vmpo_table1_common")
-    names = ("eta", "alpha", "alpha_mu", "alpha_sigma")
+    # the table's row for V-MPO's η is "initial_temperature" (ACKTR's η is a step size)
+    rows = {"eta": "temperature", "alpha": "alpha", "alpha_mu": "alpha_mu", "alpha_sigma": "alpha_sigma"}
     paper = {
-        col: {name: find_row(table, parameter=f"initial_{name}")[col] for name in names}
+        col: {name: find_row(table, parameter=f"initial_{row}")[col] for name, row in rows.items()}
         for col in ("dmlab", "continuous_control")
     }
     discrete = DualVariables("discrete", dtype=dtype)
@@ -571,10 +572,10 @@ def test_eps_alpha_never_reaches_high(monkeypatch):
     u_max = 1 - 2**-53  # the largest u < 1 torch.rand can return in float64
     unguarded = math.exp(math.log(low) + u_max * (math.log(high) - math.log(low)))
     assert unguarded >= high  # rounding reaches high: what the guard is for
-    monkeypatch.setattr(vmpo.torch, "rand", lambda shape, **kw: torch.full(shape, u_max, dtype=DT))
+    monkeypatch.setattr(vmpo.duals.torch, "rand", lambda shape, **kw: torch.full(shape, u_max, dtype=DT))
     x = sample_eps_alpha(low, high, size=3)
     assert bool((x < high).all()) and x[0].item() == pytest.approx(high, rel=1e-15)
-    monkeypatch.setattr(vmpo.torch, "rand", lambda shape, **kw: torch.zeros(shape, dtype=DT))
+    monkeypatch.setattr(vmpo.duals.torch, "rand", lambda shape, **kw: torch.zeros(shape, dtype=DT))
     assert sample_eps_alpha(low, high) >= low
 
 

@@ -1,0 +1,33 @@
+r"""K-FAC: a Kronecker-factored natural-gradient preconditioner for any ``nn.Module``.
+
+``KFAC(model)`` covers the model's ``nn.Linear`` and ``nn.Conv2d`` layers; a Fisher pass
+(:meth:`KFAC.update_stats`, from a loss with *sampled* outputs) updates the factors, and
+:meth:`KFAC.precondition` replaces the gradients by F̂⁻¹g and returns gᵀF̂⁻¹g.
+
+Conventions (docs/design.md; derivations in docs/derivations.md):
+
+* Layer s = W a, W of shape (C_out, C_in), the bias as the last column (a gets a trailing 1):
+  A = E[a aᵀ], S = E[g gᵀ], g = ∇_s log p; F̂_ℓ = S ⊗ A for PyTorch's row-major vec, and
+  F̂_ℓ⁻¹ vec(∇W) = vec(S⁻¹ ∇W A⁻¹) (two small products per layer, no Kronecker product).
+* The Fisher is a batch mean: the Fisher loss is a SUM of per-sample negative
+  log-likelihoods (or a mean with ``loss_reduction="mean"``); A and S are batch means.
+* Convolutions (KFC): A is a mean over the output locations, S a sum over them.
+* Damping λ: ``"factored"`` (A + κ√λ I) ⊗ (S + √λ/κ I), or ``"eigen"`` S ⊗ A + λI.
+
+Modules: :mod:`~rlkit.kfac.core` (the KFAC class), :mod:`~rlkit.kfac.blocks` (one block per
+layer type), :mod:`~rlkit.kfac.capture` and :mod:`~rlkit.kfac.statistics` (Fisher passes),
+:mod:`~rlkit.kfac.damping` (damping and inverses), :mod:`~rlkit.kfac.precondition`,
+:mod:`~rlkit.kfac.state` (save and resume), :mod:`~rlkit.kfac.options`.
+
+References: Martens & Grosse, "Optimizing neural networks with Kronecker-factored approximate
+curvature", ICML 2015; Grosse & Martens, "A Kronecker-factored approximate Fisher matrix for
+convolution layers", ICML 2016; Wu et al., "Scalable trust-region method for deep reinforcement
+learning using Kronecker-factored approximation" (ACKTR), NeurIPS 2017.
+"""
+
+from .blocks import KFACConv2d, KFACLayer, KFACLinear
+from .capture import subsample_rows
+from .core import KFAC
+from .options import DAMPING_MODES, INVERSE_METHODS, LOSS_REDUCTIONS, UNCOVERED_POLICIES, FisherDiagonal
+
+__all__ = ["KFAC", "KFACLayer"]
