@@ -1,52 +1,22 @@
-r"""Rollouts: T steps of N environments, and the returns and advantages computed from them.
+"""Rollouts: T steps of N environments, and the returns and advantages computed from them.
 
-Layout: every tensor is time-major, shape (T, N, ...): ``x[t, i]`` is step t of sub-env i.
-
-Episode ends and the NEXT_STEP autoreset (see ``rlkit.envs``)
--------------------------------------------------------------
-If sub-env i's episode ends at step t (``terminated`` or ``truncated``), ``obs[t + 1, i]`` is that
-episode's final observation, and step t + 1 is the reset step: its action is ignored, its reward
-is 0, and it is marked ``valid[t + 1, i] = False``. Invalid steps get zero return and advantage
-and must be left out of every loss: select ``x[rollout.valid]`` (a (T, N) boolean mask applied to
-a (T, N, ...) tensor gives the (M, ...) valid rows).
-
-Two kinds of episode end:
-
-- terminated: the MDP ended; the future is worth 0, nothing is bootstrapped;
-- truncated (time limit): the MDP did not end, so the return bootstraps from V(final obs).
-
-``next_values[t, i]`` is V of the observation reached by step t (for t < T − 1 it is
-``values[t + 1, i]``; at t = T − 1 it is the value of the observation the next rollout starts
-from). At a truncation this is the truncation bootstrap V(final obs); at a termination it is
-unused. Write :math:`V'_t` for ``next_values[t]`` and define the continuation mask
-
-.. math::  c_t = 1 \text{ if step } t+1 \text{ is in the same episode and in this rollout, else } 0,
-
-i.e. :math:`c_t = (1 - \mathrm{term}_t)(1 - \mathrm{trunc}_t)\,\mathrm{valid}_{t+1}`, with
-:math:`\mathrm{valid}_T = 0`. Then
-
-- k-step bootstrapped return (A2C, ACKTR; k runs to the end of the episode or rollout):
-  :math:`R_t = r_t + \gamma\,[\,c_t R_{t+1} + (1 - c_t)(1 - \mathrm{term}_t)\,V'_t\,]`
-- GAE(λ): :math:`\delta_t = r_t + \gamma (1 - \mathrm{term}_t) V'_t - V_t`,
-  :math:`A_t = \delta_t + \gamma\lambda\, c_t A_{t+1}`.
-  With λ = 1 the sum telescopes to :math:`A_t = R_t - V_t`: the paper's k-step advantage.
-  The value target is :math:`A_t + V_t` (the λ-return).
-
-Because :math:`c_t = 0` at every episode end and before every invalid step, nothing flows
-across an episode boundary, in either direction.
-
-The collector
--------------
 ``RolloutCollector(envs, num_steps).collect(policy)`` steps a vector env made by
-``rlkit.envs.make_vec_env``. The policy is any callable
+``rlkit.envs.make_vec_env`` and returns a :class:`Rollout`; :func:`k_step_returns` (A2C, ACKTR)
+and :func:`gae` (GAE(λ); λ = 1 gives the k-step advantage) compute returns and advantages from it.
 
-    policy(obs) -> (actions, log_probs, values)
+Conventions:
 
-taking the (N, *obs_shape) observation tensor on the collector's device (float32, or uint8 for
-Atari frames, which the network scales) and returning, on that device, ``actions`` (N,) integer
-for discrete or (N, action_dim) float for continuous spaces (the unclipped sample; the env clips),
-``log_probs`` (N,) = log π(action | obs), and ``values`` (N,) = V(obs). It is called under
-``torch.no_grad()``, once per step and once more for the bootstrap value after the last step.
+* time-major: every tensor has shape (T, N, ...); ``x[t, i]`` is step t of sub-env i;
+* NEXT_STEP autoreset (``rlkit.envs``): the step after an episode end is a reset step, marked
+  ``valid[t, i] = False``; it gets zero return and advantage and must be left out of every loss
+  (select ``x[rollout.valid]``);
+* a terminated episode bootstraps nothing; a truncated one bootstraps from V(final obs), held in
+  ``next_values``; nothing flows across an episode boundary (:func:`continuation_mask` is 0 there);
+* the policy is any callable ``policy(obs) -> (actions, log_probs, values)``, called under
+  ``torch.no_grad()`` once per step and once more for the bootstrap value; ``actions`` are the
+  unclipped sample (the env clips).
+
+The formulas and the policy's contract: docs/plumbing.md, *rlkit.rollout*.
 """
 from __future__ import annotations
 
@@ -85,7 +55,7 @@ def k_step_returns(
 ) -> Tensor:
     r"""Bootstrapped returns :math:`R_t = r_t + \gamma[c_t R_{t+1} + (1 - c_t)(1 - \mathrm{term}_t)V'_t]`.
 
-    Shapes (T, N); masks are bool. Invalid steps get 0. See the module docstring.
+    Shapes (T, N); masks are bool. Invalid steps get 0. See docs/plumbing.md, *rlkit.rollout*.
     """
     continues = continuation_mask(terminated, truncated, valid)
     bootstrap = (1.0 - terminated.float()) * next_values
@@ -106,7 +76,7 @@ def gae(
     valid: Tensor | None = None,
     *,
     gamma: float,
-    lam: float,
+    gae_lambda: float,
 ) -> Tensor:
     r"""GAE(λ) advantages: :math:`A_t = \delta_t + \gamma\lambda c_t A_{t+1}`,
     :math:`\delta_t = r_t + \gamma(1 - \mathrm{term}_t)V'_t - V_t`.
@@ -119,7 +89,7 @@ def gae(
     advantages = torch.zeros_like(rewards)
     following = torch.zeros_like(rewards[0])  # A_{t+1}
     for t in reversed(range(rewards.shape[0])):
-        following = deltas[t] + gamma * lam * continues[t] * following
+        following = deltas[t] + gamma * gae_lambda * continues[t] * following
         advantages[t] = following
     return _zero_invalid(advantages, valid)
 
@@ -167,9 +137,9 @@ class Rollout:
     def k_step_returns(self, gamma: float) -> Tensor:
         return k_step_returns(self.rewards, self.next_values, self.terminated, self.truncated, self.valid, gamma=gamma)
 
-    def gae(self, gamma: float, lam: float) -> Tensor:
+    def gae(self, gamma: float, gae_lambda: float) -> Tensor:
         return gae(self.rewards, self.values, self.next_values, self.terminated, self.truncated, self.valid,
-                   gamma=gamma, lam=lam)
+                   gamma=gamma, gae_lambda=gae_lambda)
 
 
 # ----------------------------------------------------------------------------- collection

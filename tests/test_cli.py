@@ -73,7 +73,7 @@ def test_vmpo_train_then_resume_in_fresh_processes_equals_one_uninterrupted_run(
     assert (agent["eps_eta"], agent["target_period"], agent["eps_alpha_log_uniform"], agent["eps_alpha_high"]) == \
         (0.05, 3, True, 0.02)
     header, rows = read_csv(run_dir / "updates.csv")
-    assert {"eta", "alpha", "eps_alpha", "estep_kl", "mstep_kl", "max_weight", "entropy", "value_loss",
+    assert {"temperature", "alpha", "eps_alpha", "estep_kl", "mstep_kl", "max_weight", "entropy", "value_loss",
             "explained_variance", "time_update"} <= set(header) and rows
 
     more = [sys.executable, "-m", "rlkit", "train", "--resume", str(run_dir), "--steps", "500", "--no-progress"]
@@ -97,8 +97,10 @@ def test_every_config_field_has_a_kebab_case_flag():
         for field in dataclasses.fields(cls.Config):
             assert field.name not in RESERVED, f"{cls.name}.{field.name} collides with a train flag"
             assert flag(field.name) in flags
-    for concept in ("--delta", "--eta-max", "--damping", "--stats-decay", "--lr", "--num-envs", "--num-steps"):
+    for concept in ("--delta", "--eta-max", "--damping", "--stats-decay", "--lr", "--num-envs", "--num-steps",
+                    "--gae-lambda", "--initial-temperature"):
         assert concept in flags
+    assert not {"--lam", "--initial-eta"} & flags  # renamed (old config.json keys still load: Config.RENAMED)
 
 
 def test_flags_reach_the_agent_config(tmp_path, capsys):

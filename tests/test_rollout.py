@@ -42,13 +42,13 @@ def test_gae_matches_hand_computed_values():
     # λ = .5, γλ = .25.  env 0: δ3 = 4 + 1.5 − 2 = 3.5; δ1 = 2 − 1 = 1; δ0 = 1 + .5 − .5 = 1 → A0 = 1 + .25·1 = 1.25
     #                    env 1: δ2 = 1 + 3 − 8 = −4; δ1 = 1 + 4 − 4 = 1 → A1 = 1 − 1 = 0; δ0 = 1 + 2 − 2 = 1 → A0 = 1
     expected = torch.tensor([[1.25, 1.0], [1.0, 0.0], [0.0, -4.0], [3.5, 0.0]])
-    torch.testing.assert_close(gae(values=values, **inputs, gamma=GAMMA, lam=0.5), expected)
+    torch.testing.assert_close(gae(values=values, **inputs, gamma=GAMMA, gae_lambda=0.5), expected)
 
 
 def test_gae_with_lambda_one_is_k_step_returns_minus_values():
     inputs, values = tiny_example()
     expected = torch.tensor([[1.5, 0.5], [1.0, -1.0], [0.0, -4.0], [3.5, 0.0]])  # R − V on valid steps
-    advantages = gae(values=values, **inputs, gamma=GAMMA, lam=1.0)
+    advantages = gae(values=values, **inputs, gamma=GAMMA, gae_lambda=1.0)
     torch.testing.assert_close(advantages, expected)
     torch.testing.assert_close(advantages, (k_step_returns(**inputs, gamma=GAMMA) - values) * inputs["valid"])
 
@@ -61,7 +61,7 @@ def test_nothing_after_an_episode_end_changes_what_came_before():
     changed["next_values"][1:, 0] = -50.0  # including V(final obs) of a terminated episode
     changed["rewards"][3, 1] = 100.0  # env 1's reset step
     changed["next_values"][3, 1] = -50.0
-    for fn in (lambda i, v: k_step_returns(**i, gamma=GAMMA), lambda i, v: gae(values=v, **i, gamma=GAMMA, lam=0.9)):
+    for fn in (lambda i, v: k_step_returns(**i, gamma=GAMMA), lambda i, v: gae(values=v, **i, gamma=GAMMA, gae_lambda=0.9)):
         torch.testing.assert_close(fn(changed, changed_values)[:2, 0], fn(inputs, values)[:2, 0])
         torch.testing.assert_close(fn(changed, changed_values)[:3, 1], fn(inputs, values)[:3, 1])
 

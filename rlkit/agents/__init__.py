@@ -29,14 +29,14 @@ from __future__ import annotations
 
 from rlkit.agents.a2c import A2C, A2CConfig
 from rlkit.agents.acktr import ACKTR, ACKTRConfig
-from rlkit.agents.base import Agent, Config
+from rlkit.agents.base import Agent, Config, OnPolicyConfig
 from rlkit.agents.trpo import TRPO, TRPOConfig
 from rlkit.agents.vmpo import VMPO, VMPOConfig
 from rlkit.envs import EnvSummary
 
 __all__ = [
     "AGENTS", "make_agent", "resolve_config", "default_preset", "agent_class",
-    "Agent", "Config", "A2C", "A2CConfig", "ACKTR", "ACKTRConfig", "TRPO", "TRPOConfig",
+    "Agent", "Config", "OnPolicyConfig", "A2C", "A2CConfig", "ACKTR", "ACKTRConfig", "TRPO", "TRPOConfig",
     "VMPO", "VMPOConfig",
 ]
 

@@ -8,35 +8,25 @@ update, on a batch of T steps × N envs::
     g        ← g · min(1, max_grad_norm / ‖g‖)       (global norm clipping; 0 disables)
     θ        ← RMSprop(θ, g, lr)  (or Adam)
 
-Where the presets come from: ``atari`` is openai/baselines' ``a2c.py`` (RMSprop lr 7e-4,
-α = 0.99, ε = 1e-5, c_H = 0.01, c_V = 0.5, max_grad_norm 0.5, shared Nature-CNN trunk) with the
-batch of the ACKTR ``atari`` preset (32 × 20) so that the two compare on the same data, as in the
-paper's Figure 5 (baselines' own A2C batch is 16 × 5 = 80: set ``num_envs``/``num_steps``).
-baselines' linear learning-rate decay is not reproduced. ``mujoco`` and ``classic`` are ours
-(Adam lr 3e-3 for MuJoCo, RMSprop lr 7e-4 for classic control), with the batches, networks and
-initial policy of the ACKTR presets: on MuJoCo the initial log-std is −1.5 (σ = 0.22) as in
-ACKTR's ``mujoco`` preset (baselines: 0), so that the algorithms compared start from the same
-policy and differ only in how they update it. Measured (``benchmarks/sample_efficiency.py``, seeds
-0-2, mean of the last 10 episodes): CartPole-v1 reached 475 after 85k-218k steps (classic);
-InvertedPendulum-v5 950 after 54k and 66k steps, the third seed not within 300k (ACKTR: 61k-103k);
-Reacher-v5 not −7 within 250k steps (best −10.1; ACKTR 87k-94k). From σ = 1 (log-std 0, the
-previous preset) InvertedPendulum took 213k-255k steps and Reacher stayed below −48.
+Presets. ``atari`` is openai/baselines' ``a2c.py`` (RMSprop, shared Nature-CNN trunk) on the
+batch of ACKTR's ``atari`` preset, so that the two compare on the same data, as in the paper's
+Figure 5. ``mujoco`` (Adam) and ``classic`` (RMSprop) are ours, with the batches, networks and
+initial policy of the ACKTR presets, so that the algorithms compared start from the same policy
+and differ only in how they update it. ``rmsprop_init`` is RMSprop's initial mean square: 1 as in
+TensorFlow, hence baselines and ``atari``; 0 as in PyTorch and ``classic``. Neither start is
+harmless: from 0 the first steps have the size lr/sqrt(1 − α) whatever the gradient's; from 1
+they stay small until the mean square has adapted.
 
-RMSprop's running mean square starts at ``rmsprop_init``: 1 in TensorFlow 1, hence in baselines
-and in the ``atari`` preset; 0 in PyTorch and in the ``classic`` preset. From 0, the first steps
-are ≈ lr/sqrt(1 − α) = 10·lr per parameter in the direction sign(g), whatever the gradient's
-size: on the Nature CNN that first step alone moved the policy by a KL of 1.4 in our check. From
-1, steps stay ≈ lr·g until the mean square has adapted (hundreds of updates at α = 0.99), which
-made A2C miss 475 on CartPole within 300k steps. PyTorch adds ε outside the square root
-(TensorFlow inside), a negligible difference at ε = 1e-5.
+Sample efficiency of the presets: ``data/benchmarks/sample_efficiency.txt``. The presets'
+sources and the RMSprop details: docs/agents.md, *A2C*.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
-from rlkit.agents.base import Agent, Config, check, check_common, explained_variance
+from rlkit.agents.base import Agent, OnPolicyConfig, check, explained_variance
 from rlkit.rollout import Rollout
 from rlkit.trust_region import measured_kl
 
@@ -46,23 +36,12 @@ OPTIMIZERS = ("rmsprop", "adam")
 
 
 @dataclass
-class A2CConfig(Config):
-    """A2C's hyperparameters (defaults: the ``classic`` preset)."""
+class A2CConfig(OnPolicyConfig):
+    """A2C's hyperparameters (defaults: the ``classic`` preset); the shared ones: :class:`OnPolicyConfig`."""
 
-    # rollout
-    num_envs: int = 16
-    num_steps: int = 16
-    gamma: float = 0.99
-    lam: float = 1.0
     normalize_advantages: bool = False
-    # networks
-    shared_trunk: bool = False
-    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
-    activation: str = "tanh"
-    log_std_init: float = 0.0
-    # losses
-    value_coef: float = 0.5
-    entropy_coef: float = 0.01
+    value_coef: float = 0.5  # c_V: c_V·mean (V − R)²
+    entropy_coef: float = 0.01  # c_H (OnPolicyConfig's default: 0)
     # optimizer
     optimizer: str = "rmsprop"  # "rmsprop" or "adam"
     lr: float = 7e-4
@@ -75,7 +54,6 @@ class A2CConfig(Config):
 
     def validate(self) -> "A2CConfig":
         super().validate()
-        check_common(self)
         check(self.lr > 0, "lr", self.lr, "> 0 (valid range (0, inf))")
         check(self.eps > 0, "eps", self.eps, "> 0 (valid range (0, inf))")
         check(0 <= self.rmsprop_alpha < 1, "rmsprop_alpha", self.rmsprop_alpha, "in [0, 1)")
@@ -95,12 +73,12 @@ class A2C(Agent):
     presets = {
         "classic": {},
         "atari": dict(
-            num_envs=32, num_steps=20, gamma=0.99, lam=1.0, normalize_advantages=False, shared_trunk=True,
+            num_envs=32, num_steps=20, gamma=0.99, gae_lambda=1.0, normalize_advantages=False, shared_trunk=True,
             value_coef=0.5, entropy_coef=0.01, optimizer="rmsprop", lr=7e-4, rmsprop_alpha=0.99, rmsprop_init=1.0,
             eps=1e-5, max_grad_norm=0.5,
         ),
         "mujoco": dict(
-            num_envs=1, num_steps=2500, gamma=0.99, lam=0.97, normalize_advantages=True, shared_trunk=False,
+            num_envs=1, num_steps=2500, gamma=0.99, gae_lambda=0.97, normalize_advantages=True, shared_trunk=False,
             hidden_sizes=[64, 64], activation="tanh", log_std_init=-1.5, value_coef=0.5, entropy_coef=0.0,
             optimizer="adam", lr=3e-3, eps=1e-5, max_grad_norm=0.5,
         ),

@@ -1,123 +1,37 @@
 r"""ACKTR: Actor-Critic using Kronecker-factored Trust Region (Wu et al., NeurIPS 2017).
 
-One update, on a batch of T steps × N envs (the paper's Algorithm, as this file runs it)::
+One update, on a batch of T steps × N envs::
 
-    A_t, R_t  ← GAE(λ) advantages and value targets (λ = 1: the paper's k-step returns)
-    π, V      ← one forward pass of the batch
-    Fisher pass (statistics of K-FAC), with outputs SAMPLED from the model:
-        â ~ π(·|s),  v̂ ~ N(V(s), σ²)          (σ = critic_sigma, 1: plain Gauss-Newton)
-        separate networks: actor K-FAC ← −Σ log π(â|s);   critic K-FAC ← −Σ log N(v̂; V, σ²)
-        shared trunk:      one K-FAC   ← −Σ [log π(â|s) + log N(v̂; V, σ²)]   (joint Fisher)
-    g  ← ∇ [ −mean(A log π(a|s)) − c_H·mean H[π] + c_V·mean (V − R)² ]
-    Δ  ← F̂⁻¹ g                               (K-FAC: S⁻¹ ∇W A⁻¹ per layer; log-std: g / (2 + λ))
-    q  ← gᵀ F̂⁻¹ g = Δᵀ F̂ Δ
-    η  ← min(η_max, sqrt(2δ / q))            (trust_region_convention="paper": predicted KL = δ)
-    θ  ← θ − η Δ                               (separate networks: actor and critic each with
-                                                their own K-FAC, q, δ and η_max)
-    optional (target_kl > 0, baselines' acktr_cont): η_max ← η_max·1.5 if the measured KL was
-        below target_kl/2, η_max/1.5 if above 2·target_kl
+    A_t, R_t ← GAE(λ) advantages and value targets (λ = 1: the paper's k-step returns)
+    Fisher pass: K-FAC statistics of −log π(â|s) and −log N(v̂; V, σ²), with â ~ π(·|s) and
+                 v̂ ~ N(V(s), σ²) SAMPLED from the model (a shared trunk: their joint Fisher)
+    g ← ∇ [ −mean(A log π(a|s)) − c_H·mean H[π] + c_V·mean (V − R)² ]
+    Δ ← F̂⁻¹ g (K-FAC);  q ← Δᵀ F̂ Δ;  step_size η ← min(η_max, sqrt(2δ / q));  θ ← θ − η Δ
+        (separate networks: actor and critic each with their own K-FAC, q, δ and η_max)
 
-``critic_iterations`` = k > 1 (separate networks only) takes k − 1 more critic steps on the same batch
-after the update (a fresh critic forward, Fisher pass and step each time; the actor is not touched),
-as baselines' acktr_cont fits its value network with 25 K-FAC iterations per batch. Repeated
-Gauss-Newton steps want a smaller ``critic_delta`` than one step does: K-FAC underestimates the
-critic's curvature along the step, and full steps overshoot and oscillate.
+Options: ``trust_region_convention="baselines"`` (η = min(η_max, sqrt(δ/q)): openai/baselines'
+``kl_clip`` is twice the KL reached); ``target_kl`` > 0 adapts η_max toward a measured KL
+(baselines' ``acktr_cont``); ``critic_iterations`` > 1 takes more critic steps per batch;
+``critic_optimizer="adam"`` is the first-order critic of the paper's Figure 5a/b.
 
-``critic_optimizer="adam"`` (separate networks only) replaces the critic's Gauss-Newton step by one Adam
-step (lr ``critic_lr``) on the same gradient: the first-order critic of the paper's Figure 5a/b, where
-the actor is ACKTR in both arms. The value Fisher pass still draws its noise, so the actor's random
-stream is the same in both arms (with ``stats_subsample`` = 1, the default: with k > 1 each K-FAC's
-pass forwards and samples only its own rows, and the Adam arm has no critic pass).
-
-The critic's loss c_V·mean (V − R)² with c_V = ``value_coef`` = 0.5 is the paper's ½|R − V|²;
-with σ = 1 its natural gradient is a Gauss-Newton step (F = E[JᵀJ]/σ²), and η = 1 would be a
-full one. The value's "KL" is that of N(V, σ²): KL = (ΔV)² / (2σ²), so ``critic_delta`` bounds
-the mean squared change of the value: RMS ΔV ≈ σ·sqrt(2·critic_delta).
-
-Trust-region convention: ``"paper"`` is η = min(η_max, sqrt(2δ/q)) (predicted KL ½η²q = δ);
-``"baselines"`` is openai/baselines' η = min(η_max, sqrt(δ/q)) (their ``kl_clip`` is twice the
-KL reached). The presets are written in the paper convention: baselines' Atari ``kfac_clip``
-0.001 is δ = 0.0005 here — the same step.
-
-Where the presets come from (the seed notes state the method, not the numbers; the numbers are
-those of the paper's code, openai/baselines, converted where conventions differ):
-
-* ``atari``: ``baselines/acktr/acktr.py`` defaults: 32 envs × 20 steps (batch 640, the largest
-  Atari batch of the paper's Table 3), γ = 0.99, k-step returns (λ = 1), ``lr`` 0.25 → η_max,
-  ``kfac_clip`` 0.001 → δ = 0.0005 (paper convention), ``epsilon`` 0.01 → damping (added to the
-  Kronecker eigenvalue products: ``damping_mode="eigen"``), ``stats_decay`` 0.99,
-  ``ent_coef`` 0.01, ``vf_coef`` 0.5, shared Nature-CNN trunk (joint Fisher). σ = 1 as the paper
-  says; baselines' critic Fisher loss −(V − sg(V + ε))² is σ = 0.5. Not reproduced: baselines'
-  linear decay of lr to 0, its momentum 0.9 on the preconditioned step, the 10 "cold" SGD
-  iterations, and asynchronous inverses (here ``inverse_every`` = 10 synchronous updates).
-* ``mujoco``: ``baselines/acktr/acktr_cont.py`` + ``run_mujoco.py`` (the 2017 code of the
-  paper's MuJoCo runs) where it worked here, ours where it did not. From baselines: one env × 2500
-  steps per batch, γ = 0.99, λ = 0.97, standardized advantages, separate 64-64 networks, damping
-  0.01, ``stats_decay`` 0.99, no entropy bonus; ``clip_kl`` 0.01 (KfacOptimizer's default there) →
-  δ = 0.005 in the paper convention; the critic's damping 0.1 and ``stats_decay`` 0.95. Ours, each
-  measured on Reacher-v5 (seed 0, mean return of the last 10 episodes; threshold −7, the paper's
-  Table 2: 3,325 episodes):
-
-  - ``log_std_init`` = −1.5 (σ = 0.22; baselines: 0, σ = 1). Reacher charges Σa² per step on the
-    clipped action, so exploration noise of σ = 1 alone costs about −60 per 50-step episode, far
-    below −7; the trust region then spends most of its budget shrinking σ. Initial σ and episodes
-    to −7 (with δ = 0.005, η_max = 1 and 25 critic steps of 0.01 per batch): σ = 1: not reached in
-    200k steps (−21 at 200k); σ = 0.61: not reached (−12 at 200k, seeds 0 and 1); σ = 0.37: 3,736
-    episodes (δ = 0.01: 2,975, 3,212, 3,317 on seeds 0–2); σ = 0.22: 2,227. This preset (σ = 0.22,
-    5 critic steps of 0.02): 1,900 (δ = 0.01: 1,732).
-  - a fixed η_max = 1 (``target_kl`` 0) instead of baselines' step size 0.03 adapted toward a
-    measured KL of 0.002 per update (×1.5 / ÷1.5): that adaptation kept the actor's steps so small
-    that Reacher went from −61 to −60 in 100k steps. Here δ limits the step; the measured KL per
-    update is then 15–40 times δ (median 16× over a 25k-step InvertedPendulum run, ≈ 37× over
-    100k steps, 20–30× late in InvertedDoublePendulum runs): K-FAC underestimates the curvature along
-    the step, see below.
-  - the critic fitted with ``critic_iterations`` = 5 Gauss-Newton steps per batch (each with its
-    own Fisher pass) with critic_delta = 0.02 (RMS ΔV ≈ 0.2 per step): baselines fits its value
-    network with 25 small K-FAC iterations per batch. With one step of 0.15 the critic's explained
-    variance on Reacher stayed near 0 for 100k steps; 25 steps of 0.01 took 7× the update time of
-    5 steps of 0.02 for the same result (2,968 vs 2,975 episodes at σ = 0.37).
-
-  Its critic used ELU and time features; ours is the tanh MLP of the actor. Not reproduced:
-  momentum 0.9. Measured with this preset: ``data/benchmarks/sample_efficiency.txt``.
-  (Baselines' values, for comparison runs: ``--log-std-init 0 --eta-max 0.03 --target-kl 0.002
-  --critic-delta 0.15 --critic-iterations 1``.)
-* ``classic``: ours, tuned so that CartPole-v1 reaches a mean return of 475 well within 200k
-  steps on a CPU (the defaults of :class:`ACKTRConfig` are this preset): 16 envs × 16 steps,
-  separate 64-64 tanh networks, δ = 0.002, η_max = 0.25, damping 0.01, ``stats_decay`` 0.5.
-
-How far the K-FAC trust region is from the true KL (measured, CartPole-v1, classic preset)
--------------------------------------------------------------------------------------------
-δ bounds the KL *of the K-FAC quadratic model*, ½η²ΔᵀF̂Δ; ``measured_kl`` is the real
-KL(π_old ‖ π_new) on the batch. On the first update, where the policy is near uniform and
-K-FAC nearly exact, measured/δ ≈ 0.9. Later the measured KL is larger than δ, because F̂
-underestimates the curvature along Δ: the block-diagonal approximation ignores that every layer's
-step moves the same outputs (with L layers up to L times the block-diagonal model's KL, by
-Cauchy–Schwarz), the Kronecker factorization
-assumes activations and output gradients independent, and the running averages lag behind a policy
-that sharpens (the trunk's S grows with the policy head's weights, which start at 0.01 scale). Median
-measured/δ over training: ≈ 3 with ``stats_decay`` 0 (the current batch only), ≈ 4 with 0.5 (the
-classic preset), ≈ 28 with 0.99 (the paper's value). Watch ``measured_kl`` beside ``predicted_kl``.
-
-On MuJoCo (``mujoco`` preset) ``benchmarks/kl_overshoot.py`` measures each approximation's share
-against the exact Fisher, on the step ACKTR took (medians over updates 1–39 of one seed, Reacher /
-InvertedPendulum; ``data/benchmarks/kl_overshoot.txt``): measured/δ is 21 / 41 with
-``stats_decay`` 0.99, of which the running average alone is ×7.2 / ×16 (it spans ≈ 100 batches of
-2500 steps, more than a whole run to the threshold), the Kronecker factorization ×2.0 / ×1.7, the
-dropped cross-layer blocks ×2.6 / ×2.4 (three layers: at most ×3), the damping ×0.64 / ×0.59 and
-the terms beyond second order ×0.92 / ×0.90. With ``stats_decay`` 0 measured/δ is 6.1 / 5.0:
-Kronecker ×3.9 / ×4.1, cross-layer ×2.3 / ×2.4, damping ×0.67 / ×0.64, higher order ×1.0 / ×0.92.
-The preset keeps 0.99: with 0 (``benchmarks/acktr_variant.py``, ``data/benchmarks/stats_decay.txt``)
-InvertedPendulum and Reacher reach their thresholds in 0.57 and 0.95 of the env steps, but
-InvertedDoublePendulum reaches 9100 within 1M steps on 1 seed of 3 (the preset: 3 of 3).
+Presets (paper convention; baselines' numbers converted): ``atari`` is baselines' ``acktr.py``;
+``mujoco`` is baselines' ``acktr_cont.py`` where that worked here and ours where it did not: a
+smaller initial σ (exploration noise alone costs Reacher far more than its threshold), a fixed
+η_max (the adapted one kept the steps too small to learn), and several Gauss-Newton critic steps
+per batch (one step left the critic unable to follow the returns); ``classic`` is tuned on
+CartPole-v1. δ bounds the KL of the K-FAC quadratic model, not the true KL, which is larger: its
+causes are in ``data/benchmarks/kl_overshoot.txt``, the effect of ``stats_decay`` in
+``data/benchmarks/stats_decay.txt``, the presets' sample efficiency in
+``data/benchmarks/sample_efficiency.txt``. The reasons in full: docs/agents.md, *ACKTR*.
 """
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
-from rlkit.agents.base import Agent, Config, check, check_common, explained_variance
+from rlkit.agents.base import Agent, OnPolicyConfig, check, explained_variance
 from rlkit.critic import (
     GAUSSIAN_LOG_STD_FISHER,
     GaussNewtonCritic,
@@ -136,23 +50,11 @@ ETA_MAX_RANGE = (1e-8, 1.0)  # bounds of the adapted η_max (baselines acktr_con
 
 
 @dataclass
-class ACKTRConfig(Config):
-    """ACKTR's hyperparameters (defaults: the ``classic`` preset). One name per concept, as in the kit."""
+class ACKTRConfig(OnPolicyConfig):
+    """ACKTR's hyperparameters (defaults: the ``classic`` preset); the shared ones: :class:`OnPolicyConfig`."""
 
-    # rollout: a batch is num_envs × num_steps transitions
-    num_envs: int = 16
-    num_steps: int = 16
-    gamma: float = 0.99
-    lam: float = 1.0  # GAE λ; 1 = the paper's k-step returns
     normalize_advantages: bool = True
-    # networks (rlkit.nets.ActorCritic)
-    shared_trunk: bool = False
-    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
-    activation: str = "tanh"
-    log_std_init: float = 0.0
-    # losses
     value_coef: float = 0.5  # c_V: c_V·mean (V − R)², 0.5 = the paper's ½|R − V|²
-    entropy_coef: float = 0.0  # c_H
     # trust region of the actor (of the whole model with a shared trunk)
     delta: float = 0.002  # δ: the predicted KL of a step (paper convention)
     eta_max: float = 0.25  # η_max: the largest step size
@@ -161,7 +63,7 @@ class ACKTRConfig(Config):
     # K-FAC (damping/stats_decay: actor, or the whole model with a shared trunk)
     damping: float = 0.01  # λ
     damping_mode: str = "eigen"  # "eigen" (baselines) or "factored" (π-corrected Tikhonov)
-    stats_decay: float = 0.5  # β of the running factor averages (see the module docstring)
+    stats_decay: float = 0.5  # β of the running factor averages
     inverse_every: int = 1  # recompute inverses every this many updates
     stats_subsample: int = 1  # K-FAC statistics from every k-th sample of the batch (1: all; actor and critic)
     # the critic: Gaussian output N(v; V, σ²); its own trust region with separate networks
@@ -182,7 +84,6 @@ class ACKTRConfig(Config):
 
     def validate(self) -> "ACKTRConfig":
         super().validate()
-        check_common(self)
         for name in ("delta", "eta_max", "critic_delta", "critic_eta_max", "critic_sigma", "critic_lr"):
             check(getattr(self, name) > 0, name, getattr(self, name), "> 0 (valid range (0, inf))")
         for name in ("damping", "critic_damping", "value_coef"):
@@ -218,12 +119,12 @@ class ACKTR(Agent):
     presets = {
         "classic": {},
         "atari": dict(
-            num_envs=32, num_steps=20, gamma=0.99, lam=1.0, normalize_advantages=False, shared_trunk=True,
+            num_envs=32, num_steps=20, gamma=0.99, gae_lambda=1.0, normalize_advantages=False, shared_trunk=True,
             value_coef=0.5, entropy_coef=0.01, delta=0.0005, eta_max=0.25, trust_region_convention="paper",
             damping=0.01, damping_mode="eigen", stats_decay=0.99, inverse_every=10, critic_sigma=1.0,
         ),
         "mujoco": dict(
-            num_envs=1, num_steps=2500, gamma=0.99, lam=0.97, normalize_advantages=True, shared_trunk=False,
+            num_envs=1, num_steps=2500, gamma=0.99, gae_lambda=0.97, normalize_advantages=True, shared_trunk=False,
             hidden_sizes=[64, 64], activation="tanh", log_std_init=-1.5, value_coef=0.5, entropy_coef=0.0,
             delta=0.005, eta_max=1.0, target_kl=0.0, damping=0.01, damping_mode="eigen", stats_decay=0.99,
             inverse_every=1,
@@ -324,9 +225,9 @@ class ACKTR(Agent):
             value_kl = float(((new_values - values_old) ** 2).mean()) / (2 * self.value_output.effective_sigma**2)
         kfac_time = {k: v - kfac_time[k] for k, v in self._kfac_timings().items()}
         diagnostics = {
-            "eta": eta,
+            "step_size": eta,
             "eta_max": self.eta_max,
-            "eta_capped": float(eta == self.eta_max),
+            "step_size_capped": float(eta == self.eta_max),
             "quadratic": q,
             "predicted_kl": predicted_kl(q, eta),  # ½η²q: the joint KL of π and N(V, σ²) with a shared trunk
             "measured_kl": kl,  # KL(π_old ‖ π_new), mean over the batch
@@ -334,7 +235,7 @@ class ACKTR(Agent):
         }
         if not c.shared_trunk:
             critic_kl = predicted_kl(q_critic, eta_critic) if c.critic_optimizer == "gauss_newton" else float("nan")
-            diagnostics.update(critic_eta=eta_critic, critic_quadratic=q_critic,  # adam: critic_eta = critic_lr, q = NaN
+            diagnostics.update(critic_step_size=eta_critic, critic_quadratic=q_critic,  # adam: critic_lr, q = NaN
                                critic_predicted_kl=critic_kl)
         diagnostics.update(
             damping=c.damping,

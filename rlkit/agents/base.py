@@ -1,13 +1,14 @@
 r"""What every agent shares: config handling, the training batch, sampling, checkpoints.
 
-The algorithm files (``a2c.py``, ``acktr.py``, ``trpo.py``) hold what differs: their
-hyperparameters and their ``update``. This module holds what does not:
+The algorithm files (``a2c.py``, ``acktr.py``, ``trpo.py``, ``vmpo.py``) hold what differs: their
+own hyperparameters and their ``update``. This module holds what does not:
 
-* :class:`Config`, the base of every agent's ``@dataclass`` config: built from a dict of
-  overrides with :meth:`Config.from_dict` (strings from a command line are converted to the
-  field's type; an unknown key is a ``ValueError`` listing the valid ones), serialized with
-  ``dataclasses.asdict`` (plain ints, floats, bools, strings and a list of ints only), and
-  checked by ``validate()``, which names the parameter and its valid range.
+* :class:`Config`: built from a dict of overrides with :meth:`Config.from_dict` (strings from a
+  command line are converted to the field's type; an unknown key is a ``ValueError`` listing the
+  valid ones; old names are read through :attr:`Config.RENAMED`), serialized with
+  ``dataclasses.asdict``, checked by ``validate()``, which names the parameter and its valid range.
+* :class:`OnPolicyConfig`: the hyperparameters all four agents share (rollout, networks, entropy
+  bonus), declared and validated once, as Stable-Baselines3 declares its on-policy ones.
 * :func:`make_batch`: the valid rows of a :class:`rlkit.rollout.Rollout` with GAE(λ)
   advantages and their value targets (λ = 1: the ACKTR paper's k-step returns).
 * :class:`Agent`: the common part of the agent interface: the network, the agent's own
@@ -28,7 +29,7 @@ import dataclasses
 import math
 import time
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -38,9 +39,19 @@ from rlkit.envs import EnvSummary
 from rlkit.nets import ACTIVATIONS, ActorCritic
 from rlkit.rollout import Rollout
 
-__all__ = ["Config", "Batch", "make_batch", "explained_variance", "Agent", "check"]
+__all__ = ["Config", "OnPolicyConfig", "Batch", "make_batch", "explained_variance", "Agent", "check",
+           "RENAMED_DIAGNOSTICS"]
 
-CHECKPOINT_FORMAT = 1
+AGENT_STATE_FORMAT = 1  # an agent state_dict's "format" (the checkpoint file's own: rlkit.experiments.runs)
+
+# Diagnostics (updates.csv columns) renamed in December 2026, by algorithm: {old name: name}. Run
+# directories written before keep the old names in updates.csv; rlkit.experiments.runs reads them
+# through this table, and resuming such a run renames its header in place.
+RENAMED_DIAGNOSTICS: dict[str, dict[str, str]] = {
+    "acktr": {"eta": "step_size", "eta_capped": "step_size_capped", "critic_eta": "critic_step_size"},
+    "trpo": {"eta": "step_size"},
+    "vmpo": {"eta": "temperature"},
+}
 
 
 # ----------------------------------------------------------------------------- configs
@@ -102,6 +113,10 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
 class Config:
     """Base of the agents' configs (subclasses are ``@dataclass``\\ es with defaults)."""
 
+    # The alias table: config keys renamed in December 2026, {old name: name}. A config.json written
+    # before still loads (from_dict and rlkit.experiments.runs.read_config read the old key as the new).
+    RENAMED: ClassVar[dict[str, str]] = {"lam": "gae_lambda", "initial_eta": "initial_temperature"}
+
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
         for f in dataclasses.fields(self):  # a tuple given for a list field (hidden_sizes=(64, 64)) becomes a list
@@ -113,15 +128,28 @@ class Config:
         return [f.name for f in dataclasses.fields(cls)]
 
     @classmethod
+    def current_names(cls, values: dict) -> dict:
+        """``values`` (a config dict, maybe from an old config.json) with old keys renamed by
+        :attr:`RENAMED`, in the same order; a ``ValueError`` if a key is given under both names."""
+        out = {}
+        for key, value in values.items():
+            name = cls.RENAMED.get(key, key)
+            if name in out:
+                raise ValueError(f"{name} is given twice ({key!r} is its old name); give it once, as {name}")
+            out[name] = value
+        return out
+
+    @classmethod
     def from_dict(cls, overrides: dict | None = None, base: "Config | None" = None) -> "Config":
         """A config with ``overrides`` applied to ``base`` (default: the dataclass defaults).
 
         Values are converted to each field's type (``"0.01"`` → 0.01, ``"64,64"`` → [64, 64],
         ``"true"`` → True); a value of None means "not given" (an unset command-line flag) and
-        is skipped; ``eta-max`` is read as ``eta_max``. An unknown key raises ``ValueError``
-        listing the valid ones. The result is not validated: call ``validate()`` (agents do).
+        is skipped; ``eta-max`` is read as ``eta_max``; an old name (:attr:`RENAMED`) as today's.
+        An unknown key raises ``ValueError`` listing the valid ones. The result is not validated:
+        call ``validate()`` (agents do).
         """
-        overrides = {str(k).replace("-", "_"): v for k, v in (overrides or {}).items()}
+        overrides = cls.current_names({str(k).replace("-", "_"): v for k, v in (overrides or {}).items()})
         valid = cls.field_names()
         unknown = sorted(set(overrides) - set(valid))
         if unknown:
@@ -147,17 +175,39 @@ class Config:
         return self
 
 
-def check_common(c: Config) -> None:
-    """Ranges of the fields all actor-critic configs share (called by their ``validate``)."""
-    check(c.num_envs >= 1, "num_envs", c.num_envs, "an integer >= 1 (valid range [1, inf))")
-    check(c.num_steps >= 1, "num_steps", c.num_steps, "an integer >= 1 (valid range [1, inf))")
-    check(0 < c.gamma <= 1, "gamma", c.gamma, "in (0, 1]")
-    check(0 <= c.lam <= 1, "lam", c.lam, "in [0, 1]")
-    hs = c.hidden_sizes
-    check(isinstance(hs, list) and all(_is_int(h) and h >= 1 for h in hs), "hidden_sizes", hs,
-          "a list of integers >= 1 (e.g. [64, 64])")
-    check(c.activation in ACTIVATIONS, "activation", c.activation, f"one of {sorted(ACTIVATIONS)}")
-    check(c.entropy_coef >= 0, "entropy_coef", c.entropy_coef, ">= 0 (valid range [0, inf))")
+@dataclass
+class OnPolicyConfig(Config):
+    """The hyperparameters A2C, ACKTR, TRPO and V-MPO share, with their common defaults.
+
+    An agent's config subclasses this, declares only its own fields, and re-declares a shared
+    field only where its default differs; its ``validate`` calls ``super().validate()`` first.
+    """
+
+    # rollout: a batch is num_envs × num_steps transitions
+    num_envs: int = 16
+    num_steps: int = 16
+    gamma: float = 0.99
+    gae_lambda: float = 1.0  # GAE's λ; 1 = the k-step (n-step) bootstrapped returns of A3C, ACKTR and V-MPO
+    # networks (rlkit.nets.ActorCritic)
+    shared_trunk: bool = False
+    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
+    activation: str = "tanh"
+    log_std_init: float = 0.0  # initial log-std of a Gaussian policy
+    # losses
+    entropy_coef: float = 0.0  # c_H: the entropy bonus −c_H·mean H[π]
+
+    def validate(self) -> "OnPolicyConfig":
+        super().validate()
+        check(self.num_envs >= 1, "num_envs", self.num_envs, "an integer >= 1 (valid range [1, inf))")
+        check(self.num_steps >= 1, "num_steps", self.num_steps, "an integer >= 1 (valid range [1, inf))")
+        check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
+        check(0 <= self.gae_lambda <= 1, "gae_lambda", self.gae_lambda, "in [0, 1]")
+        hs = self.hidden_sizes
+        check(isinstance(hs, list) and all(_is_int(h) and h >= 1 for h in hs), "hidden_sizes", hs,
+              "a list of integers >= 1 (e.g. [64, 64])")
+        check(self.activation in ACTIVATIONS, "activation", self.activation, f"one of {sorted(ACTIVATIONS)}")
+        check(self.entropy_coef >= 0, "entropy_coef", self.entropy_coef, ">= 0 (valid range [0, inf))")
+        return self
 
 
 # ----------------------------------------------------------------------------- the batch
@@ -179,14 +229,14 @@ class Batch:
         return self.returns.shape[0]
 
 
-def make_batch(rollout: Rollout, gamma: float, lam: float, normalize_advantages: bool) -> Batch:
+def make_batch(rollout: Rollout, gamma: float, gae_lambda: float, normalize_advantages: bool) -> Batch:
     """GAE(λ) advantages and λ-returns on the valid steps (reset steps of NEXT_STEP are dropped).
 
     λ = 1 gives the k-step bootstrapped advantage of A3C/ACKTR (see ``rlkit.rollout``).
     ``normalize_advantages``: (A − mean) / (std + 1e-8) over the batch (after the targets are
     formed, so the value targets stay in reward units).
     """
-    advantages = rollout.gae(gamma, lam)
+    advantages = rollout.gae(gamma, gae_lambda)
     returns = advantages + rollout.values
     valid = rollout.valid
     if not bool(valid.any()):
@@ -270,7 +320,7 @@ class Agent:
 
     def batch(self, rollout: Rollout) -> Batch:
         c = self.config
-        return make_batch(rollout, c.gamma, c.lam, c.normalize_advantages)
+        return make_batch(rollout, c.gamma, c.gae_lambda, c.normalize_advantages)
 
     @staticmethod
     def clock() -> float:
@@ -282,7 +332,7 @@ class Agent:
         """Everything needed to continue identically (a deep copy, safe to keep or save)."""
         s = self.env_summary
         return copy.deepcopy({
-            "format": CHECKPOINT_FORMAT,
+            "format": AGENT_STATE_FORMAT,
             "algorithm": self.name,
             "config": dataclasses.asdict(self.config),
             "env": {"obs_shape": list(s.obs_shape), "action_kind": s.action_kind, "action_size": s.action_size},
@@ -298,8 +348,8 @@ class Agent:
             raise ValueError(f"not a {self.name} agent state (a dict with an 'algorithm' key was expected)")
         if state["algorithm"] != self.name:
             raise ValueError(f"the state is of a {state['algorithm']!r} agent, this agent is {self.name!r}")
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"unsupported agent state format {state.get('format')!r} (expected {CHECKPOINT_FORMAT})")
+        if state.get("format") != AGENT_STATE_FORMAT:
+            raise ValueError(f"unsupported agent state format {state.get('format')!r} (expected {AGENT_STATE_FORMAT})")
         s = self.env_summary
         here = {"obs_shape": list(s.obs_shape), "action_kind": s.action_kind, "action_size": s.action_size}
         if state.get("env") != here:

@@ -4,39 +4,31 @@ The natural gradient here is computed the matrix-free way — conjugate gradient
 Fisher-vector products — instead of K-FAC's Kronecker-factored inverse. One update::
 
     A_t, R_t ← GAE(λ) advantages (standardized) and value targets
-    L(θ)     = mean[ π_θ(a|s) / π_old(a|s) · A ] + c_H·mean H[π_θ]   (surrogate; L(θ_old) = its start)
-    g        ← ∇L(θ_old)
-    s        ← CG solve (F + λI) s = g        (cg_iters iterations; F v = Jᵀ F_out J v, the exact
-                                                Fisher = Hessian of the mean KL at θ_old,
-                                                rlkit.fisher.fisher_vector_product)
-    q        ← sᵀ(F + λI)s ;   η ← sqrt(2δ / q)  (the largest step whose predicted KL ½η²q is δ)
-    line search: θ ← θ_old + ρ^k η s for k = 0, 1, ...: accept the first step whose surrogate
-             improves and whose measured KL(π_old ‖ π_θ) <= kl_tolerance·δ; none: θ ← θ_old
+    L(θ)     = mean[ π_θ(a|s) / π_old(a|s) · A ] + c_H·mean H[π_θ]   (the surrogate)
+    g        ← ∇L(θ_old);   s ← CG solve (F + λI) s = g   (cg_iters iterations; F v exact:
+                                              rlkit.fisher.fisher_vector_product)
+    q        ← sᵀ(F + λI)s ;   step_size η ← sqrt(2δ / q)  (predicted KL ½η²q = δ)
+    line search: θ ← θ_old + ρ^k η s for k = 0, 1, ...: the first step whose surrogate improves
+             and whose measured KL(π_old ‖ π_θ) <= kl_tolerance·δ; none: θ ← θ_old
     value function: value_epochs epochs of Adam (lr) on minibatches of mean (V − R)²
 
 δ is the KL of the step in the paper convention (``rlkit.trust_region``): TRPO's ``max_kl``.
-TRPO needs separate actor and critic networks (the critic is fitted by Adam, not by the
-natural-gradient step), so ``shared_trunk`` must be False.
+The critic is fitted by Adam, not by the natural-gradient step, so ``shared_trunk`` must be False.
 
-Where the presets come from: openai/baselines ``trpo_mpi/defaults.py``: ``mujoco``: max_kl 0.01,
-cg_iters 10, cg_damping 0.1, γ = 0.99, λ = 0.98, vf_iters 5, vf_stepsize 1e-3; ``atari``:
-max_kl 0.001, cg_damping 1e-3, γ = 0.98, λ = 1, vf_iters 3, vf_stepsize 1e-4, no entropy bonus;
-line search halving the step up to 10 times and accepting KL <= 1.5·max_kl (``trpo_mpi.py``).
-Batches, networks and the initial policy are those of the ACKTR presets (the paper compared the
-methods on the same networks; baselines' own TRPO batches are 1024 and 512 with smaller networks):
-on MuJoCo the initial log-std is −1.5 (σ = 0.22) as in ACKTR's ``mujoco`` preset (baselines: 0).
-Measured (``benchmarks/sample_efficiency.py``, seeds 0-2): InvertedPendulum-v5 950 after 34k-37k
-steps, Reacher-v5 −7 after 53k-60k (from σ = 1: 32k-34k and 104k-119k; ACKTR: 61k-103k, 87k-94k).
-``classic`` is ours.
+Presets: ``mujoco`` and ``atari`` take openai/baselines' ``trpo_mpi`` values (max_kl, CG
+damping, γ, λ, value iterations and step size, the line search) with the batches, networks and
+initial policy of the ACKTR presets, so that the methods compare on the same networks, as in the
+paper; ``classic`` is ours. Sample efficiency of the presets:
+``data/benchmarks/sample_efficiency.txt``. The presets' values and sources: docs/agents.md, *TRPO*.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
-from rlkit.agents.base import Agent, Config, check, check_common, explained_variance
+from rlkit.agents.base import Agent, OnPolicyConfig, check, explained_variance
 from rlkit.fisher import Categorical, DiagonalGaussian, conjugate_gradient, fisher_vector_product, flatten
 from rlkit.rollout import Rollout
 from rlkit.trust_region import measured_kl, predicted_kl
@@ -45,22 +37,15 @@ __all__ = ["TRPO", "TRPOConfig"]
 
 
 @dataclass
-class TRPOConfig(Config):
-    """TRPO's hyperparameters (defaults: the ``classic`` preset)."""
+class TRPOConfig(OnPolicyConfig):
+    """TRPO's hyperparameters (defaults: the ``classic`` preset); the shared ones: :class:`OnPolicyConfig`.
 
-    # rollout
-    num_envs: int = 16
-    num_steps: int = 16
-    gamma: float = 0.99
-    lam: float = 0.97
+    ``shared_trunk`` must stay False: separate actor and critic networks.
+    """
+
+    gae_lambda: float = 0.97  # (OnPolicyConfig's default: 1)
     normalize_advantages: bool = True
-    # networks (separate actor and critic)
-    shared_trunk: bool = False
-    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
-    activation: str = "tanh"
-    log_std_init: float = 0.0
     # the policy step
-    entropy_coef: float = 0.0
     delta: float = 0.01  # δ: TRPO's max KL
     damping: float = 0.1  # λ in (F + λI) s = g
     cg_iters: int = 10
@@ -74,7 +59,6 @@ class TRPOConfig(Config):
 
     def validate(self) -> "TRPOConfig":
         super().validate()
-        check_common(self)
         check(not self.shared_trunk, "shared_trunk", self.shared_trunk,
               "False for TRPO (its critic is fitted by Adam, separately from the natural-gradient policy step)")
         check(self.delta > 0, "delta", self.delta, "> 0 (valid range (0, inf))")
@@ -96,11 +80,11 @@ class TRPO(Agent):
     presets = {
         "classic": {},
         "atari": dict(
-            num_envs=32, num_steps=20, gamma=0.98, lam=1.0, normalize_advantages=True, entropy_coef=0.0,
+            num_envs=32, num_steps=20, gamma=0.98, gae_lambda=1.0, normalize_advantages=True, entropy_coef=0.0,
             delta=0.001, damping=1e-3, cg_iters=10, lr=1e-4, value_epochs=3, value_minibatch_size=64,
         ),
         "mujoco": dict(
-            num_envs=1, num_steps=2500, gamma=0.99, lam=0.98, normalize_advantages=True, hidden_sizes=[64, 64],
+            num_envs=1, num_steps=2500, gamma=0.99, gae_lambda=0.98, normalize_advantages=True, hidden_sizes=[64, 64],
             activation="tanh", log_std_init=-1.5, entropy_coef=0.0, delta=0.01, damping=0.1, cg_iters=10, lr=1e-3,
             value_epochs=5, value_minibatch_size=64,
         ),
@@ -178,7 +162,7 @@ class TRPO(Agent):
         self.updates += 1
 
         return {
-            "eta": fraction * eta,
+            "step_size": fraction * eta,
             "quadratic": q,
             "predicted_kl": predicted_kl(q, fraction * eta),
             "measured_kl": kl,

@@ -1,97 +1,40 @@
 r"""V-MPO: on-policy Maximum a Posteriori Policy Optimization (Song et al., ICLR 2020).
 
-V-MPO replaces the policy gradient by an EM step on a learned state-value function. The EM
-pieces (top-k E-step, temperature loss, weighted M-step, KL trust region, decoupled Gaussian KL,
-dual variables) are :mod:`rlkit.vmpo`; this file is the agent around them. One update, on a
-rollout of T steps × N envs collected with the **target** network π_old::
+V-MPO replaces the policy gradient by an EM step on a learned state-value function; the EM pieces
+are :mod:`rlkit.vmpo`, this file is the agent around them. One update, on a rollout of T steps ×
+N envs collected with the **target** network π_old, then ``learner_steps`` learner steps on it::
 
-    G_t     ← n-step bootstrapped returns (λ = 1; GAE λ-returns for λ < 1), V from the online critic
-    A_t     ← G_t − V_φ(s_t)                      (÷ σ with PopArt: normalized units)
-    then ``learner_steps`` learner steps on this rollout, G and A held fixed, each:
-    E-step:  𝒟̃ ← top ``top_k_fraction`` of A among the VALID steps (reset steps never enter)
-             ψ  ← softmax(A/η) on 𝒟̃ (0 elsewhere), with the current η
-             L_η = η ε_η + η log mean_{𝒟̃} exp(A/η)
-    M-step:  L_π = −Σ_{𝒟̃} ψ log π_θ(a|s)         (a sum)
-             KL = E_s[KL(π_old ‖ π_θ)]  over the valid states, π_old = the target network
-             L_α = α (ε_α − sg[KL]) + sg[α] KL    (Gaussian: decoupled, α_μ/ε_α_μ and α_Σ/ε_α_Σ)
-    critic:  L_V = c_V · mean_valid (V_φ(s) − G)²  (c_V = 0.5: the paper's ½; PopArt: normalized)
-             one Adam step on θ, φ (lr) and one on η, α (dual_lr, their own Adam), then the duals are
-             projected (rlkit.vmpo.DualVariables.project_); every ``target_period`` learner steps
-             (counted over the run, as the paper's T_target): π_old ← π_θ
+    G_t ← n-step returns (GAE λ-returns for λ < 1);  A_t ← G_t − V_φ(s_t)   (÷ σ with PopArt)
+    E-step: 𝒟̃ ← top ``top_k_fraction`` of A among the VALID steps;  ψ ← softmax(A/η) on 𝒟̃
+            L_η = η ε_η + η log mean_{𝒟̃} exp(A/η)               (η: the temperature)
+    M-step: L_π = −Σ_{𝒟̃} ψ log π_θ(a|s);   KL = E_s[KL(π_old ‖ π_θ)] over the valid states
+            L_α = α (ε_α − sg[KL]) + sg[α] KL   (Gaussian: decoupled, α_μ/ε_α_μ and α_Σ/ε_α_Σ)
+    critic: L_V = c_V · mean_valid (V_φ(s) − G)²
+    one Adam step on θ, φ (lr), one on η, α (dual_lr), the duals projected;
+    every ``target_period`` learner steps (counted over the run): π_old ← π_θ
 
-Learner steps per rollout. The paper takes one learner step per batch, each batch fresh from
-many asynchronous actors. On a laptop the env steps are the scarce thing, so the ``classic`` and
-``mujoco`` presets take ``learner_steps`` = 4 Adam steps on each rollout (PPO reuses its batches
-the same way): the KL trust region to π_old is what keeps the repeated steps safe. Measured on
-CartPole-v1 (seed 0, steps to a mean return of 475): 1 learner step 172k, 4 learner steps 29k,
-8 learner steps 29k (seeds 1–3: 17k–20k) but 8 made Pendulum-v1 unstable (2 of 3 seeds never
-reached −200 in 400k steps, with the E-step KL swinging 0.001–0.24 around ε_η = 0.1), so 4.
-Refreshing π_old after every rollout instead (T_target = learner_steps) was slower: 126k with 4.
+The target network acts (the rollout is on-policy for π_old, no importance weights), the online
+critic values. PopArt (``popart=True``, van Hasselt et al., 2016) normalizes the value targets,
+preserving the value function's outputs, so that η works in units of σ.
 
-Acting and the target network. ``policy`` (what the collector calls) samples actions from the
-target network, so the rollout is on-policy for π_old and no importance weights are needed (the
-paper used none either). The *values* it returns come from the online critic V_φ: the online
-network does not change during a rollout, so they are exactly V_φ at update time, and G_t and
-A_t = G_t − V_φ(s_t) use the current value function as in the paper. ``act_deterministic``
-(evaluation) uses the online network. Right after a refresh the KL between π_old and π_θ is 0,
-and its gradient too: the trust region bites through the drift accumulated over the
-``target_period`` learner steps π_old is held fixed. The diagnostics are the last learner step's;
-its ``mstep_kl`` is the KL at the start of that step (what the loss saw).
-
-PopArt (``popart=True``, van Hasselt et al., 2016): the value head predicts a normalized value
-n(s), V(s) = σ n(s) + μ. Before each step μ, σ move toward the mean and standard deviation of the
-value targets (exponential moving averages with step ``popart_beta``, bias-corrected like Adam's
-moments, so the first batches are averaged exactly; σ clipped to [1e-4, 1e6]), and the value
-head's last layer is rescaled, W ← W σ/σ', b ← (σ b + μ − μ')/σ', so that V(s) is unchanged by
-the move ("preserving outputs"). The value loss is then taken in normalized units,
-(n(s) − (G − μ')/σ')², and the advantages are divided by σ' (as in PopArt-IMPALA, Hessel et al.,
-2019), so η works in units of σ. On in every preset (ours): without it the critic, fitted by Adam
-from an output of scale 1, lagged far behind returns of scale 10²–10³: on Pendulum-v1 its
-explained variance stayed near 0 for 500k steps and the policy did not improve; on CartPole-v1
-one seed in ten (seed 7) stalled near a return of 150 with an explained variance of 0.
-
-Presets (P = the paper's value, read from ``data/``; everything else is ours):
-
-* ``classic`` (the defaults; CartPole-v1, Acrobot-v1, Pendulum-v1): ours, tuned on CartPole-v1:
-  16 envs × 16 steps, separate 64-64 tanh networks, n-step returns (λ = 1), ε_η = 0.1,
-  top half, ε_α = 0.01 (ε_α_μ = 0.01, ε_α_Σ = 1e-4 for Gaussian policies), T_target = 10
-  learner steps, 4 learner steps per rollout, Adam lr 3e-3 for the networks and dual_lr 0.05 for
-  the duals, PopArt; initial duals η = 1, α = 5 (categorical), α_μ = α_Σ = 1 (Gaussian) (P,
-  Table 1). Measured (mean return of the last 10 episodes, ``data/benchmarks/sample_efficiency_vmpo.txt``):
-  CartPole-v1 reaches 475 after 25k–29k steps (seeds 0–2; seed 3: 53k), ACKTR's classic preset
-  after 19k–37k; Pendulum-v1 reaches −200 after 163k–189k steps (seeds 0–2; ACKTR 80k–243k) and
-  then drifts back (−462 ± 131 at 300k, ``data/reproductions/vmpo-vs-acktr-laptop``). With 1
-  learner step per rollout: 56k–172k (seeds 0–9) and 349k–384k (seeds 0–2). Tuning notes
-  (CartPole-v1, 1 learner step, before PopArt): with dual_lr 0.01, η rose from 1 to only 1.7 in
-  the first 100 updates while the E-step KL stayed near 1, ten times ε_η; with lr 1e-3 one seed
-  in three missed 475 within 300k steps; lr 1e-2 with 4 learner steps was slower (118k, seed 0).
-* ``mujoco``: ours (the paper's continuous-control table is not in ``data/``): the ``classic``
-  values with a larger batch, 8 envs × 64 steps. Measured (mean of the last 10 episodes):
-  InvertedPendulum-v5 reaches 950 after 27k–53k steps (seeds 0–2; 1 learner step: 71k–84k).
-* ``atari``: the paper's Atari Table 3 where it applies, taking its *multi-task* column because
-  that is the setting whose rewards are clipped to [−1, 1] and discounted with γ = 0.99, as
-  ``rlkit.envs`` trains Atari (sign-clipped rewards): T_target = 100 (P), ε_η = 0.02 (P, both
-  columns), ε_α log-uniform in [0.001, 0.01), drawn per update (P), γ = 0.99 (P), initial η = 1,
-  α = 5 (P, Table 1). (The single-task column has T_target = 1000, ε_α ∈ [0.005, 0.01),
-  γ = 0.997 and unclipped rewards.) Ours: the shared Nature-CNN trunk (the paper used a ResNet
-  with an LSTM or a Transformer-XL), 32 envs × 20 steps (the other agents' Atari batch), Adam
-  lr 1e-4, dual_lr 0.01, PopArt. Only smoke-tested here (no Atari training run on a CPU).
-
-Not implemented: recurrent cores, importance weighting of stale data (the paper describes it for
-asynchronous actors and does not use it), per-dimension α_μ/α_Σ (``rlkit.vmpo`` supports them),
-ε_α sampling for Gaussian policies (``eps_alpha_log_uniform`` is refused there: the ranges given
-in ``data/`` are for categorical policies).
+Presets: the paper's values where its tables give them (``data/``: initial duals; for ``atari``
+its multi-task Atari column, whose rewards are clipped as ``rlkit.envs`` clips them); ours
+elsewhere. ``classic`` and ``mujoco`` take 4 learner steps per rollout (the paper: 1, on fresh
+data from many actors), because on a laptop env steps are the scarce thing and the KL trust
+region keeps the repeated steps safe; PopArt is on everywhere because without it the critic lags
+far behind returns of large scale. Sample efficiency: ``data/benchmarks/sample_efficiency_vmpo.txt``.
+The reasons in full: docs/agents.md, *V-MPO*.
 """
 from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from rlkit.agents.base import Agent, Config, check, check_common, explained_variance
+from rlkit.agents.base import Agent, OnPolicyConfig, check, explained_variance
 from rlkit.rollout import Rollout
 from rlkit.vmpo import (
     PAPER_INITIAL_DUALS,
@@ -110,19 +53,13 @@ POPART_SIGMA_RANGE = (1e-4, 1e6)  # σ is clipped to this range
 
 
 @dataclass
-class VMPOConfig(Config):
-    """V-MPO's hyperparameters (defaults: the ``classic`` preset). One name per concept, as in the kit."""
+class VMPOConfig(OnPolicyConfig):
+    """V-MPO's hyperparameters (defaults: the ``classic`` preset); the shared ones: :class:`OnPolicyConfig`.
 
-    # rollout: a batch is num_envs × num_steps transitions, collected with the target network
-    num_envs: int = 16
-    num_steps: int = 16
-    gamma: float = 0.99
-    lam: float = 1.0  # 1: n-step bootstrapped returns (the paper); < 1: GAE(λ) targets and advantages
-    # networks (rlkit.nets.ActorCritic): separate policy and value networks, or a shared trunk
-    shared_trunk: bool = False
-    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
-    activation: str = "tanh"
-    log_std_init: float = 0.0
+    The rollout is collected with the target network; ``gae_lambda`` = 1 gives the paper's n-step
+    bootstrapped returns, < 1 GAE(λ) targets and advantages.
+    """
+
     # E-step
     eps_eta: float = 0.1  # ε_η: the bound on KL(ψ ‖ uniform over the selected set)
     top_k_fraction: float = 0.5  # the fraction of the valid samples the E-step keeps
@@ -134,7 +71,7 @@ class VMPOConfig(Config):
     eps_alpha_low: float = 0.005  # default range: the paper's single-task Atari [0.005, 0.01)
     eps_alpha_high: float = 0.01
     # duals: initial values (the paper's Table 1) and their own Adam
-    initial_eta: float = PAPER_INITIAL_DUALS["discrete"]["eta"]  # 1
+    initial_temperature: float = PAPER_INITIAL_DUALS["discrete"]["eta"]  # η: 1
     initial_alpha: float = PAPER_INITIAL_DUALS["discrete"]["alpha"]  # 5 (categorical policies)
     initial_alpha_mu: float = PAPER_INITIAL_DUALS["continuous"]["alpha_mu"]  # 1 (Gaussian policies)
     initial_alpha_sigma: float = PAPER_INITIAL_DUALS["continuous"]["alpha_sigma"]  # 1 (Gaussian policies)
@@ -142,9 +79,8 @@ class VMPOConfig(Config):
     # the target (behaviour) network π_old
     target_period: int = 10  # T_target: refresh π_old ← π_θ every this many learner steps
     learner_steps: int = 4  # learner steps (Adam steps) on each rollout; the paper: 1 (fresh data for every step)
-    # losses and the networks' Adam
+    # losses and the networks' Adam (entropy_coef, shared: not part of V-MPO, 0; a bonus if you want one)
     value_coef: float = 0.5  # c_V: c_V·mean (V − G)², 0.5 = the paper's ½
-    entropy_coef: float = 0.0  # c_H: not part of V-MPO (0); a bonus −c_H·H[π] if you want one
     lr: float = 3e-3
     max_grad_norm: float = 0.0  # global gradient-norm clipping of the networks; 0 disables
     # PopArt value normalization
@@ -153,9 +89,8 @@ class VMPOConfig(Config):
 
     def validate(self) -> "VMPOConfig":
         super().validate()
-        check_common(self)
         for name in ("eps_eta", "eps_alpha", "eps_alpha_mu", "eps_alpha_sigma", "eps_alpha_low", "lr", "dual_lr",
-                     "initial_eta", "initial_alpha", "initial_alpha_mu", "initial_alpha_sigma"):
+                     "initial_temperature", "initial_alpha", "initial_alpha_mu", "initial_alpha_sigma"):
             check(getattr(self, name) > 0, name, getattr(self, name), "> 0 (valid range (0, inf))")
         check(self.eps_alpha_high > self.eps_alpha_low, "eps_alpha_high", self.eps_alpha_high,
               f"> eps_alpha_low = {self.eps_alpha_low} (ε_α is drawn from [eps_alpha_low, eps_alpha_high))")
@@ -173,7 +108,7 @@ class PopArt:
 
     ``head`` is the value network's last ``nn.Linear`` (one output): it predicts n(s) and
     V(s) = σ n(s) + μ. :meth:`update` moves μ and σ toward the targets' first and second moments
-    and rescales ``head`` so that V is unchanged (see the module docstring). Statistics are kept in
+    and rescales ``head`` so that V is unchanged: W ← W σ/σ', b ← (σ b + μ − μ')/σ'. Statistics are kept in
     float64: ``m``, ``v`` the moving averages of G and G² from 0, ``t`` the number of updates;
     μ = m / (1 − (1 − β)^t), ν = v / (1 − (1 − β)^t) (Adam's bias correction), σ = sqrt(ν − μ²).
     Before any update μ = 0, σ = 1.
@@ -232,14 +167,14 @@ class VMPO(Agent):
     presets = {
         "classic": {},
         "atari": dict(
-            num_envs=32, num_steps=20, gamma=0.99, lam=1.0, shared_trunk=True, eps_eta=0.02, top_k_fraction=0.5,
+            num_envs=32, num_steps=20, gamma=0.99, gae_lambda=1.0, shared_trunk=True, eps_eta=0.02, top_k_fraction=0.5,
             eps_alpha_log_uniform=True, eps_alpha_low=0.001, eps_alpha_high=0.01, eps_alpha=0.005,
-            initial_eta=1.0, initial_alpha=5.0, target_period=100, learner_steps=1, value_coef=0.5, lr=1e-4,
+            initial_temperature=1.0, initial_alpha=5.0, target_period=100, learner_steps=1, value_coef=0.5, lr=1e-4,
             dual_lr=0.01, max_grad_norm=0.0, popart=True,
         ),
         "mujoco": dict(
-            num_envs=8, num_steps=64, gamma=0.99, lam=1.0, shared_trunk=False, hidden_sizes=[64, 64],
-            activation="tanh", eps_eta=0.1, eps_alpha_mu=0.01, eps_alpha_sigma=1e-4, initial_eta=1.0,
+            num_envs=8, num_steps=64, gamma=0.99, gae_lambda=1.0, shared_trunk=False, hidden_sizes=[64, 64],
+            activation="tanh", eps_eta=0.1, eps_alpha_mu=0.01, eps_alpha_sigma=1e-4, initial_temperature=1.0,
             initial_alpha_mu=1.0, initial_alpha_sigma=1.0, target_period=10, lr=3e-3, dual_lr=0.05, popart=True,
         ),
     }
@@ -257,9 +192,9 @@ class VMPO(Agent):
         self.target.requires_grad_(False)
         # The duals η and α (α_μ, α_Σ), positive, with their own Adam and the projection after each step.
         if self.discrete:
-            self.duals = DualVariables("discrete", eta=c.initial_eta, alpha=c.initial_alpha)
+            self.duals = DualVariables("discrete", eta=c.initial_temperature, alpha=c.initial_alpha)
         else:
-            self.duals = DualVariables("continuous", eta=c.initial_eta, alpha_mu=c.initial_alpha_mu,
+            self.duals = DualVariables("continuous", eta=c.initial_temperature, alpha_mu=c.initial_alpha_mu,
                                        alpha_sigma=c.initial_alpha_sigma)
         self.duals.to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=c.lr)
@@ -294,7 +229,7 @@ class VMPO(Agent):
     def advantages(self, rollout: Rollout) -> tuple[Tensor, Tensor]:
         """(value targets G, advantages G − V) on the (T, N) grid, 0 at invalid steps, in reward units."""
         c = self.config
-        adv = rollout.gae(c.gamma, c.lam)  # λ = 1: the n-step bootstrapped return minus V
+        adv = rollout.gae(c.gamma, c.gae_lambda)  # λ = 1: the n-step bootstrapped return minus V
         return adv + rollout.values * rollout.valid, adv
 
     def update(self, rollout: Rollout) -> dict[str, float]:
@@ -343,7 +278,8 @@ class VMPO(Agent):
         pi = self.model.distribution(pd_params)
         log_probs = pi.log_prob(rollout.actions.reshape(T * N, *rollout.actions.shape[2:])).reshape(T, N)
         loss_pi = policy_loss(log_probs, estep.weights)
-        duals = self.duals.diagnostics()  # the values this step uses
+        # the values this step uses; η is logged as "temperature" (ACKTR's η is its step size)
+        duals = {"temperature" if name == "eta" else name: value for name, value in self.duals.diagnostics().items()}
         if self.discrete:
             eps_alpha = (sample_eps_alpha(c.eps_alpha_low, c.eps_alpha_high, generator=self.eps_generator)
                          if c.eps_alpha_log_uniform else c.eps_alpha)

@@ -34,7 +34,7 @@ import numpy as np
 from rlkit.experiments.registry import Experiment, experiment
 from rlkit.experiments.grid import GridRun, read_grid_file
 from rlkit.experiments.plots import smoothed_returns, value_at
-from rlkit.experiments.runs import UPDATES_FILE, RunError, read_csv, read_episodes
+from rlkit.experiments.runs import UPDATES_FILE, RunError, read_episodes, read_update_rows
 
 __all__ = ["threshold_crossing", "run_steps_to_threshold", "run_final_return", "RunSummary", "summarize_run", "Report", "report", "sweep_rows",
            "write_sweep_table", "SWEEP_POINTS"]
@@ -87,8 +87,7 @@ def run_final_return(run_dir: str | os.PathLike, window: int = 10) -> float:
 
 
 def _updates(run_dir: Path) -> list[dict]:
-    path = run_dir / UPDATES_FILE
-    return read_csv(path)[1] if path.is_file() else []
+    return read_update_rows(run_dir)[1] if (run_dir / UPDATES_FILE).is_file() else []  # today's column names
 
 
 def summarize_run(run: GridRun, root: str | os.PathLike, threshold: float | None, window: int) -> RunSummary:
@@ -372,8 +371,8 @@ def sweep_rows(root: str | os.PathLike, points: int = SWEEP_POINTS) -> tuple[lis
 
 
 SWEEP_DIAGNOSTICS = {
-    "acktr": ("measured_kl", "predicted_kl", "eta", "eta_capped", "entropy"),
-    "vmpo": ("eta", "alpha", "estep_kl", "mstep_kl", "max_weight", "entropy"),
+    "acktr": ("measured_kl", "predicted_kl", "step_size", "step_size_capped", "entropy"),
+    "vmpo": ("temperature", "alpha", "estep_kl", "mstep_kl", "max_weight", "entropy"),
 }
 
 

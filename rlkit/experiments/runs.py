@@ -1,60 +1,25 @@
 """Run directories: the resolved config, the CSV logs, checkpoints, and the state that makes resume exact.
 
-A run directory (``python -m rlkit train``, ``rlkit.experiments.train.train``) holds::
+A run directory (``python -m rlkit train``, ``rlkit.experiments.train.train``) holds ``config.json``
+(the resolved config; ``"rlkit_run"``: its format version), ``episodes.csv`` (one row per completed
+episode), ``updates.csv`` (one row per update: the agent's diagnostics under its own names) and
+``checkpoints/update-NNNNNN.pt`` (the newest ``keep_checkpoints`` of them).
 
-    <run_dir>/
-      config.json              the resolved config: algorithm, env, seed, steps, device, preset,
-                               the agent's Config, library versions ("rlkit_run": format version)
-      episodes.csv             one row per completed episode:
-                               env_steps, wall_time_s, episode_return (raw), episode_length, update
-      updates.csv              one row per update: update, env_steps, wall_time_s, then the agent's
-                               diagnostics under the agent's names (ACKTR: eta, quadratic,
-                               predicted_kl, measured_kl, damping, ..., time_stats, time_update)
-      checkpoints/
-        update-000000.pt       written before the first update, then every ``checkpoint_every``
-        update-000100.pt       updates and after the last one; the newest is the one resumed
-        ...                    from; only the newest ``keep_checkpoints`` are kept
+Conventions:
 
-Writes that must never be seen half-done go through :func:`atomic_write`: a temporary file in the
-same directory, flushed and fsynced, then ``os.replace`` (atomic on POSIX and Windows). A run
-killed at any instant leaves every checkpoint either complete or absent, and config.json intact.
-The CSVs are appended row by row (flushed after every update, fsynced before every checkpoint);
-a checkpoint records how many rows each CSV had, and resuming truncates the CSVs back to that
-count, so rows written after the last checkpoint are dropped, then written again by the resumed
-run: no row is duplicated or lost. Columns that measure time (``wall_time_s``, ``time_*``:
-:func:`is_timing_column`) are the only ones that differ between two identical runs.
+* every file that must never be seen half-written goes through :func:`atomic_write` (a temporary
+  file, fsync, ``os.replace``): a run killed at any instant leaves each checkpoint complete or absent;
+* the CSVs are appended row by row; a checkpoint records their row counts and resuming truncates
+  them back, so no row is duplicated or lost;
+* the columns that measure time (:func:`is_timing_column`: ``wall_time_s``, ``time_*``) are the
+  only ones that differ between two identical runs;
+* :func:`env_state` / :func:`load_env_state` capture the whole vector env, wrapper by wrapper down to
+  the simulators (MuJoCo's ``MjData``; the Atari emulator plus :class:`ALEActionLog`), and refuse
+  what they cannot restore exactly (:class:`EnvStateError`);
+* checkpoints are pickles: resume and evaluate only run directories you trust.
 
-Checkpoints are pickles (``torch.save`` of tensors, arrays and env state): resume and evaluate
-only run directories you trust.
-
-Exact resume: what a checkpoint holds (``rlkit.experiments.train`` assembles it)
------------------------------------------------------------------
-the agent's ``state_dict()`` (its parameters, optimizer or curvature statistics and its own
-``torch.Generator``); the global RNGs (``random``, ``numpy``, ``torch``, CUDA); the counters; the
-collector's current observation and which sub-envs reset at the next step; the CSV row counts;
-and the complete state of the vector env, captured by :func:`env_state`:
-
-- every layer of the env, from the outermost vector wrapper (``NormalizeObservation``'s running
-  statistics) through ``SyncVectorEnv`` (its NEXT_STEP ``_autoreset_envs`` flags and buffers) and
-  each sub-env's wrappers (``TimeLimit``'s elapsed steps, ``RecordEpisodeStatistics``' running
-  return, ``FrameStackObservation``'s frame queue, ``AtariPreprocessing``'s frame buffers, ...)
-  down to the base env, is saved attribute by attribute: every attribute except the links between
-  layers, the spaces, the registry spec and constructor arguments, callables and render caches.
-  ``numpy.random.Generator`` attributes (every env's ``np_random``) are restored in place;
-- the simulators, which live outside Python attributes, by their own exact mechanisms:
-  MuJoCo's ``MjData`` pickled whole (every field: positions, velocities, warm-start accelerations,
-  *and* the derived quantities such as body positions, which gymnasium's envs read before the next
-  ``mj_step`` recomputes them) and copied back with ``mujoco.mj_copyData``; the Atari emulator by
-  ``ALEInterface.cloneState(include_rng=True)`` (the sticky-action RNG included) *plus* the log of
-  ``act`` calls since the game's last reset, because ALE's state leaves out the sticky-action
-  memory (the action a "repeat" repeats): see :class:`ALEActionLog`, which the training loop
-  installs on every Atari sub-env (:func:`install_ale_action_logs`);
-- the spaces' RNGs (``action_space.sample()``), for completeness.
-
-:func:`load_env_state` first checks that the checkpoint's layers are those of the env it is given
-(same wrapper classes, same number of sub-envs) and refuses otherwise. An env whose state it cannot
-capture (an attribute that does not pickle) raises :class:`EnvStateError` naming the attribute,
-rather than saving a checkpoint that would resume inexactly.
+The columns, a checkpoint's contents and the env state in detail: docs/plumbing.md,
+*rlkit.experiments.runs*.
 """
 from __future__ import annotations
 
@@ -71,6 +36,8 @@ from typing import Any, Iterable, Sequence
 import gymnasium as gym
 import numpy as np
 import torch
+
+from rlkit.agents.base import RENAMED_DIAGNOSTICS, Config
 
 RUN_FORMAT = 1  # config.json's "rlkit_run"
 CHECKPOINT_FORMAT = 1  # a checkpoint's "rlkit_checkpoint"
@@ -185,7 +152,21 @@ def read_config(run_dir: str | os.PathLike) -> dict:
         raise RunError(f"{path} is not an rlkit run config (no 'rlkit_run' key)")
     if config["rlkit_run"] != RUN_FORMAT:
         raise RunError(f"{path} has run format {config['rlkit_run']!r}; this rlkit reads format {RUN_FORMAT}")
-    return config
+    return current_config_names(config, path)
+
+
+def current_config_names(config: dict, source: Any = CONFIG_FILE) -> dict:
+    """A run config (or a checkpoint's copy of it) with its ``agent`` and ``overrides`` keys under
+    today's names: a run written before a hyperparameter was renamed keeps the old name on disk
+    (the alias table :attr:`rlkit.agents.base.Config.RENAMED`, e.g. ``lam`` → ``gae_lambda``)."""
+    out = dict(config)
+    for key in ("agent", "overrides"):
+        if isinstance(config.get(key), dict):
+            try:
+                out[key] = Config.current_names(config[key])
+            except ValueError as error:
+                raise RunError(f"{source}: {error}") from error
+    return out
 
 
 def looks_like_run(run_dir: str | os.PathLike) -> bool:
@@ -279,14 +260,39 @@ def read_csv(path: str | os.PathLike) -> tuple[list[str], list[dict]]:
 
 def read_columns(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Every column of a CSV log as a float array (NaN where a cell is empty)."""
-    header, rows = read_csv(path)
+    return _float_columns(*read_csv(path))
+
+
+def _float_columns(header: Sequence[str], rows: list[dict]) -> dict[str, np.ndarray]:
     return {name: np.array([float(row[name]) if row[name] not in ("", None) else np.nan for row in rows])
             for name in header}
 
 
 def read_updates(run_dir: str | os.PathLike) -> dict[str, np.ndarray]:
-    """A run's ``updates.csv`` as ``{column: float array}``, one entry per update."""
-    return read_columns(Path(run_dir) / UPDATES_FILE)
+    """A run's ``updates.csv`` as ``{column: float array}``, one entry per update, under today's column
+    names (:func:`read_update_rows`)."""
+    return _float_columns(*read_update_rows(run_dir))
+
+
+def read_update_rows(run_dir: str | os.PathLike) -> tuple[list[str], list[dict]]:
+    """(header, rows as dicts of strings) of a run's ``updates.csv``, under today's column names: a run
+    written before a diagnostic was renamed keeps the old name in its file (the table
+    :data:`rlkit.agents.base.RENAMED_DIAGNOSTICS`, e.g. ACKTR's ``eta`` → ``step_size``)."""
+    header, rows = read_csv(Path(run_dir) / UPDATES_FILE)
+    try:
+        algorithm = read_config(run_dir)["algorithm"]
+    except (RunError, KeyError):  # a bare updates.csv (no rlkit config.json beside it): its names as they are
+        return header, rows
+    return current_update_columns(algorithm, header, rows)
+
+
+def current_update_columns(algorithm: str, header: Sequence[str], rows: list[dict]) -> tuple[list[str], list[dict]]:
+    """``header`` and ``rows`` of an ``algorithm`` run's updates.csv with old column names renamed, in place."""
+    renamed = RENAMED_DIAGNOSTICS.get(algorithm, {})
+    if not renamed.keys() & ({*header} | {key for row in rows for key in row}):
+        return list(header), rows
+    return ([renamed.get(name, name) for name in header],
+            [{renamed.get(key, key): value for key, value in row.items()} for row in rows])
 
 
 def read_episodes(run_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
@@ -477,8 +483,8 @@ class ALEActionLog:
     The log makes it exact: :meth:`restore` resets the game (memory = NOOP), restores the state
     saved right after the last ``reset_game`` (RNG included), replays the logged ``act`` calls --
     the same calls with the same RNG stream, so the same memory -- and checks that it arrived at
-    the saved state. Cost: the frames since the game started (up to 108,000 in ALE v5, about
-    30,000 frames/s), once per sub-env per resume.
+    the saved state. Cost: emulating again the frames since the game started (at most ALE v5's
+    episode limit of 108,000), once per sub-env per resume.
 
     Everything else is delegated to the real interface (``install_ale_action_logs`` puts one on
     every Atari sub-env).
@@ -530,7 +536,7 @@ def install_ale_action_logs(envs: gym.vector.VectorEnv) -> None:
 
 
 def env_state(envs: gym.vector.VectorEnv) -> dict:
-    """Everything needed to continue ``envs`` exactly (see the module docstring)."""
+    """Everything needed to continue ``envs`` exactly (docs/plumbing.md, *rlkit.experiments.runs*)."""
     layers = env_layers(envs)
     return {"layers": [type(layer).__qualname__ for layer in layers], "state": [_layer_state(layer) for layer in layers]}
 

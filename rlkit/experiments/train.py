@@ -1,42 +1,23 @@
 """The training loop behind ``python -m rlkit train``, its exact resume, and ``evaluate``.
 
 ``train("acktr", "CartPole-v1", steps=50_000, seed=0)`` trains an agent of ``rlkit.agents`` and
-writes a run directory (layout: ``rlkit.experiments.runs``); ``resume(run_dir, steps=...)`` continues one;
-``evaluate(run_dir, episodes=10)`` plays its latest checkpoint. Notebooks call these directly.
+writes a run directory (layout: ``rlkit.experiments.runs``); ``resume(run_dir, steps=...)`` continues
+one; ``evaluate(run_dir, episodes=10)`` plays its latest checkpoint. Notebooks call these directly.
 
-The loop, one update at a time::
+Conventions:
 
-    rollout  ← collector.collect(agent.policy)      num_envs × num_steps env steps
-    diag     ← agent.update(rollout)                the agent's per-update diagnostics
-    episodes.csv += the episodes that ended in the rollout;  updates.csv += one row
-    every checkpoint_every updates, and after the last: a checkpoint
-    stop after the first update at which env_steps >= steps
+* one update at a time: collect ``num_envs × num_steps`` env steps, ``agent.update``, append the
+  rollout's episodes and one updates.csv row, checkpoint every ``checkpoint_every`` updates and
+  after the last; stop after the first update at which ``env_steps >= steps``;
+* ``env_steps`` counts real transitions summed over the sub-envs (NEXT_STEP reset steps excluded);
+* determinism (CPU): the same arguments on the same machine write identical CSVs apart from the
+  columns that measure time (:func:`rlkit.experiments.runs.is_timing_column`); CUDA runs are not
+  promised to be bit-identical;
+* exact resume: a resumed run writes the same CSVs and parameters as one never killed; arguments
+  that would change the results are refused (``RunError``), only run control may change;
+* nothing on disk is written, removed or truncated before every check has passed.
 
-``env_steps`` counts real transitions summed over the sub-envs (``RolloutCollector.env_steps``:
-the NEXT_STEP reset steps do not count), so the number of updates a run makes for a given
-``steps`` depends on where its episodes end; it is the same for the same seed.
-
-Determinism (CPU): ``seed`` seeds ``random``, ``numpy``, ``torch`` (globally), the agent's own
-generator and sub-env i of the vector env with ``seed + i``; ``torch.use_deterministic_algorithms``
-is on while training on a CPU (on CUDA it would need cuBLAS settings, so it is left alone: CUDA
-runs are not promised to be bit-identical). Two runs with the same arguments on the same machine
-(same library versions and number of torch threads) write identical CSVs, apart from the columns
-that measure time: ``wall_time_s`` and the agents' ``time_*`` diagnostics
-(:func:`rlkit.experiments.runs.is_timing_column`).
-
-Exact resume: a checkpoint holds everything the next update reads (see ``rlkit.experiments.runs``), so
-``resume`` continues exactly where the checkpoint left off: CSV rows written after the checkpoint
-are dropped and written again, identically. A run killed at update 7 with checkpoints every 5 and
-resumed produces the same episodes.csv, updates.csv and final parameters as one never killed.
-
-Resuming with different arguments: the run directory's config.json wins, and any argument that
-would change the results is refused (``RunError`` naming each difference): algorithm, env, seed,
-device, preset and every agent hyperparameter. Given arguments equal to the run's are fine (so
-the original command line plus ``--resume`` works). Only run control may change: ``steps``
-(continue a finished run further), ``checkpoint_every``, ``keep_checkpoints``, ``progress``.
-
-Nothing is lost on bad input: every check (env id, hyperparameters, action space, device, the run
-directory, the checkpoint, the CSVs) runs before anything on disk is written, removed or truncated.
+The loop, seeding and the resume rules in detail: docs/plumbing.md, *rlkit.experiments.train*.
 """
 from __future__ import annotations
 
@@ -78,6 +59,8 @@ from rlkit.experiments.runs import (
     CsvLog,
     RunError,
     checkpoint_path,
+    current_config_names,
+    current_update_columns,
     default_run_dir,
     env_state,
     install_ale_action_logs,
@@ -200,7 +183,7 @@ def train(
                 "checkpoint_every": checkpoint_every,
                 "keep_checkpoints": keep_checkpoints,
                 "agent": dataclasses.asdict(config),
-                "overrides": {key: getattr(config, key) for key in (overrides or {})},
+                "overrides": {key: getattr(config, key) for key in config.current_names(overrides or {})},
                 "env_summary": _summary_dict(session.summary),
                 "versions": package_versions(),
                 "torch_threads": torch.get_num_threads(),
@@ -264,8 +247,11 @@ def resume(
         try:
             session.restore(checkpoint, path)
             episodes_header, episode_rows = truncated_csv(run_dir / EPISODES_FILE, checkpoint["csv_rows"]["episodes"], EPISODE_COLUMNS)
-            updates_header, update_rows = truncated_csv(run_dir / UPDATES_FILE, checkpoint["csv_rows"]["updates"],
-                                                        checkpoint["updates_columns"])
+            # A run written before a diagnostic was renamed: its updates.csv header is rewritten under
+            # today's names (atomically, below), so that the resumed rows line up with it.
+            updates_header, update_rows = current_update_columns(run_config["algorithm"], *truncated_csv(
+                run_dir / UPDATES_FILE, checkpoint["csv_rows"]["updates"], checkpoint["updates_columns"]))
+            updates_columns = None if checkpoint["updates_columns"] is None else updates_header
             session.run_dir = run_dir
             if session.collector.env_steps >= steps:
                 print(f"{run_dir}: the checkpoint is at {session.collector.env_steps} env steps >= steps={steps}; "
@@ -281,7 +267,7 @@ def resume(
                               "keep_checkpoints": keep_checkpoints}
                 write_config(run_dir, run_config)
             session.run_config = run_config
-            session.open_logs(run_dir, len(episode_rows), len(update_rows), checkpoint["updates_columns"])
+            session.open_logs(run_dir, len(episode_rows), len(update_rows), updates_columns)
             return session.loop(steps, checkpoint_every, keep_checkpoints, progress, callback,
                                 resumed_from=checkpoint["update"])
         finally:
@@ -570,7 +556,7 @@ def _check_new_run_dir(run_dir: Path, overwrite: bool) -> None:
 
 
 def _check_expected(run_config: dict, config, cls, expect: dict) -> None:
-    """Refuse arguments that contradict the run being resumed (see the module docstring)."""
+    """Refuse arguments that contradict the run being resumed (docs/plumbing.md, *rlkit.experiments.train*)."""
     differences = []
     for key in ("algorithm", "env", "seed", "device", "preset"):
         given = expect.get(key)
@@ -585,7 +571,7 @@ def _check_expected(run_config: dict, config, cls, expect: dict) -> None:
     if overrides:
         with _as_run_error(f"cannot resume a {run_config['algorithm']} run with these hyperparameters: "):
             given_config = cls.Config.from_dict(overrides, base=config)
-        for key in overrides:
+        for key in cls.Config.current_names(overrides):
             if getattr(given_config, key) != getattr(config, key):
                 differences.append(f"{key}: given {getattr(given_config, key)!r}, the run has {getattr(config, key)!r}")
     if differences:
@@ -610,7 +596,7 @@ def _check_checkpoint_matches(checkpoint: dict, run_config: dict, path: Path) ->
                 "obs_norm", "collector", "rng", "recent_returns"):
         if key not in checkpoint:
             raise RunError(f"incompatible checkpoint {path}: it has no {key!r} entry")
-    saved, here = checkpoint["run"], _identity(run_config)
+    saved, here = current_config_names(checkpoint["run"], path), _identity(run_config)  # run_config: read_config's
     differences = [key for key in here if saved.get(key) != here[key]]
     if differences:
         raise RunError(f"incompatible checkpoint {path}: it belongs to another run "

@@ -39,11 +39,11 @@ def test_adam_critic_is_one_adam_step_and_actor_unchanged():
     gn_diag = gn.update(gn_rollout)
     for p, q, before in zip(adam.model.critic.parameters(), ref_critic, critic_before):
         assert torch.allclose(p, q, atol=1e-6) and not torch.equal(p, before)
-    assert diag["critic_eta"] == 0.01 and diag["critic_quadratic"] != diag["critic_quadratic"]  # NaN
+    assert diag["critic_step_size"] == 0.01 and diag["critic_quadratic"] != diag["critic_quadratic"]  # NaN
     # the actor's update does not depend on the critic's optimizer (first update: same V_old, same noise)
     for p, q in zip(adam.model.actor.parameters(), gn.model.actor.parameters()):
         assert torch.equal(p, q)
-    assert diag["eta"] == gn_diag["eta"]
+    assert diag["step_size"] == gn_diag["step_size"]
 
 
 def test_adam_critic_state_round_trip():

@@ -64,12 +64,12 @@ def test_diagnostic_keys():
     for label, agent in agents:
         collector = RolloutCollector(make_vec_env("CartPole-v1", 4), 8, seed=0)
         keys[label] = set(run(agent, collector, 1)[0])
-    tr = {"eta", "eta_max", "eta_capped", "quadratic", "predicted_kl", "measured_kl", "measured_value_kl", "damping",
-          "policy_loss", "time_stats", "time_inverse", "time_precondition", *base}
+    tr = {"step_size", "eta_max", "step_size_capped", "quadratic", "predicted_kl", "measured_kl", "measured_value_kl",
+          "damping", "policy_loss", "time_stats", "time_inverse", "time_precondition", *base}
     assert keys["shared"] == tr
-    assert keys["sep"] == tr | {"critic_eta", "critic_quadratic", "critic_predicted_kl"}
+    assert keys["sep"] == tr | {"critic_step_size", "critic_quadratic", "critic_predicted_kl"}
     assert keys["a2c"] == {"measured_kl", "grad_norm", "lr", "policy_loss", *base}
-    assert keys["trpo"] == {"eta", "quadratic", "predicted_kl", "measured_kl", "cg_iterations", "cg_residual",
+    assert keys["trpo"] == {"step_size", "quadratic", "predicted_kl", "measured_kl", "cg_iterations", "cg_residual",
                             "line_search_steps", "line_search_accepted", "expected_improvement",
                             "surrogate_improvement", "damping", *base}
 
@@ -233,7 +233,7 @@ def test_incompatible_states_are_refused():
 
 
 BAD_VALUES = [
-    ("num_envs", 0), ("num_steps", 0), ("gamma", 0.0), ("gamma", 1.5), ("lam", -0.1), ("lam", 1.1),
+    ("num_envs", 0), ("num_steps", 0), ("gamma", 0.0), ("gamma", 1.5), ("gae_lambda", -0.1), ("gae_lambda", 1.1),
     ("hidden_sizes", [0]), ("activation", "sigmoid"), ("entropy_coef", -1.0),
 ]
 SPECIFIC = {
@@ -325,7 +325,7 @@ def test_acktr_measured_kl_close_to_delta_when_not_capped():
                              eta_max=100.0, stats_decay=0.0)
     diagnostics = run(agent, collector, 6)
     for d in diagnostics:
-        assert d["eta_capped"] == 0.0 and d["predicted_kl"] == pytest.approx(delta)
+        assert d["step_size_capped"] == 0.0 and d["predicted_kl"] == pytest.approx(delta)
     ratios = [d["measured_kl"] / delta for d in diagnostics]
     assert 0.5 <= ratios[0] <= 2.0, ratios
     assert all(0.3 <= r <= 4.0 for r in ratios), ratios
@@ -334,7 +334,7 @@ def test_acktr_measured_kl_close_to_delta_when_not_capped():
 def test_acktr_capped_step_predicts_less_than_delta():
     agent, collector = setup("acktr", "CartPole-v1", eta_max=1e-4)
     d = run(agent, collector, 1)[0]
-    assert d["eta"] == 1e-4 and d["eta_capped"] == 1.0 and d["predicted_kl"] < agent.config.delta
+    assert d["step_size"] == 1e-4 and d["step_size_capped"] == 1.0 and d["predicted_kl"] < agent.config.delta
 
 
 def test_acktr_baselines_convention_halves_the_predicted_kl():

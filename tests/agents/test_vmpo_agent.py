@@ -25,8 +25,8 @@ from rlkit.rollout import RolloutCollector
 ENVS = ("CartPole-v1", "Pendulum-v1", "InvertedPendulum-v5")
 COMMON_KEYS = ["estep_kl", "max_weight", "num_selected", "temperature_loss", "policy_loss", "entropy", "value_loss",
                "explained_variance", "grad_norm", "target_updated", "popart_mu", "popart_sigma", "time_update"]
-DISCRETE_KEYS = ["eta", "alpha", "eps_alpha", "mstep_kl", *COMMON_KEYS]
-CONTINUOUS_KEYS = ["eta", "alpha_mu", "alpha_sigma", "mstep_kl_mean", "mstep_kl_cov", *COMMON_KEYS]
+DISCRETE_KEYS = ["temperature", "alpha", "eps_alpha", "mstep_kl", *COMMON_KEYS]
+CONTINUOUS_KEYS = ["temperature", "alpha_mu", "alpha_sigma", "mstep_kl_mean", "mstep_kl_cov", *COMMON_KEYS]
 
 
 def setup(env_id, seed=0, preset="classic", **overrides):
@@ -96,11 +96,11 @@ def test_atari_preset_is_the_papers_table():
     eps_alpha = find_row(table3, setting="eps_alpha", task="multi_task")
     assert (c.eps_alpha_low, c.eps_alpha_high, c.eps_alpha_log_uniform) == (eps_alpha["low"], eps_alpha["high"], True)
     assert c.gamma == find_row(table3, setting="agent_discount", task="multi_task")["value"]
-    assert c.initial_eta == find_row(table1, parameter="initial_eta")["atari"]
+    assert c.initial_temperature == find_row(table1, parameter="initial_temperature")["atari"]
     assert c.initial_alpha == find_row(table1, parameter="initial_alpha")["atari"]
     for preset in ("classic", "mujoco"):  # Table 1's initial duals everywhere
         c = resolve_config("vmpo", preset=preset)
-        assert (c.initial_eta, c.initial_alpha) == (1.0, 5.0)
+        assert (c.initial_temperature, c.initial_alpha) == (1.0, 5.0)
         assert (c.initial_alpha_mu, c.initial_alpha_sigma) == (
             find_row(table1, parameter="initial_alpha_mu")["continuous_control"],
             find_row(table1, parameter="initial_alpha_sigma")["continuous_control"])
@@ -202,7 +202,7 @@ def test_the_duals_move_toward_their_constraints():
         d = run(agent, collector, 1)[0]
         after = agent.duals.diagnostics()
         assert d["mstep_kl"] == 0.0 and after["alpha"] < d["alpha"]
-        assert (after["eta"] > d["eta"]) == (d["estep_kl"] > eps_eta)
+        assert (after["eta"] > d["temperature"]) == (d["estep_kl"] > eps_eta)  # rlkit.vmpo's η, logged as temperature
     agent, collector = setup("InvertedPendulum-v5", learner_steps=1)
     d = run(agent, collector, 1)[0]
     after = agent.duals.diagnostics()
@@ -300,9 +300,9 @@ BAD = [
     ("eps_eta", 0.0), ("eps_eta", -0.1), ("eps_alpha", 0.0), ("eps_alpha", -1.0), ("eps_alpha_mu", 0.0),
     ("eps_alpha_sigma", -1e-4), ("eps_alpha_low", 0.0), ("top_k_fraction", 0.0), ("top_k_fraction", 1.5),
     ("top_k_fraction", -0.5), ("target_period", 0), ("target_period", -3), ("learner_steps", 0), ("lr", 0.0), ("dual_lr", -1.0),
-    ("initial_eta", 0.0), ("initial_alpha", -5.0), ("initial_alpha_mu", 0.0), ("initial_alpha_sigma", 0.0),
+    ("initial_temperature", 0.0), ("initial_alpha", -5.0), ("initial_alpha_mu", 0.0), ("initial_alpha_sigma", 0.0),
     ("value_coef", -1.0), ("max_grad_norm", -1.0), ("popart_beta", 0.0), ("popart_beta", 1.5),
-    ("num_envs", 0), ("gamma", 1.5), ("lam", -0.1), ("hidden_sizes", [0]), ("activation", "sigmoid"),
+    ("num_envs", 0), ("gamma", 1.5), ("gae_lambda", -0.1), ("hidden_sizes", [0]), ("activation", "sigmoid"),
     ("entropy_coef", -0.01), ("eps_eta", float("nan")),
 ]
 

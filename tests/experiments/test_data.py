@@ -242,7 +242,7 @@ def test_acktr_table3_compute_overhead_claim():
 
 def test_vmpo_table1_common_initial_values():
     t = load_table("vmpo_table1_common")
-    eta = find_row(t, parameter="initial_eta")
+    eta = find_row(t, parameter="initial_temperature")
     assert (eta["dmlab"], eta["continuous_control"], eta["atari"]) == (1.0, 1.0, 1.0)
     alpha = find_row(t, parameter="initial_alpha")
     assert alpha["dmlab"] == 5.0 and alpha["atari"] == 5.0

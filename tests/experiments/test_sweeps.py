@@ -221,7 +221,7 @@ def test_write_sweep_table_recomputed_from_the_runs_csvs(sweep_grid_dir, tmp_pat
     table = write_sweep_table(root, tmp_path / "t" / "table.csv", command="a command")
     header, data = rows(table)
     assert header == ["env", "delta", "eta_max", "seed", "env_steps", "episode_return", "episodes",
-                      "measured_kl", "predicted_kl", "eta", "eta_capped", "entropy"]
+                      "measured_kl", "predicted_kl", "step_size", "step_size_capped", "entropy"]
     assert len(data) == len(runs) * 40
     for run in runs:
         overrides = dict(run.overrides)

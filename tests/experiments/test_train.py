@@ -112,7 +112,7 @@ def test_run_directory_holds_config_csvs_and_checkpoints(tmp_path):
     assert episodes and all(float(e["episode_return"]) == int(e["episode_length"]) for e in episodes)  # CartPole: +1 a step
     updates_header, updates = read_csv(run_dir / "updates.csv")
     assert updates_header[:3] == list(UPDATE_BASE_COLUMNS)
-    assert {"eta", "quadratic", "predicted_kl", "measured_kl", "damping", "time_update"} <= set(updates_header)
+    assert {"step_size", "quadratic", "predicted_kl", "measured_kl", "damping", "time_update"} <= set(updates_header)
     assert [int(u["update"]) for u in updates] == list(range(1, result.updates + 1))
     assert int(updates[-1]["env_steps"]) == result.env_steps >= 300
 

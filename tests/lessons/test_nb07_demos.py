@@ -38,7 +38,7 @@ def make_sweep(tmp_path, curves, steps=(25, 50, 75, 100)):
             for s, r in zip(steps, returns):
                 rows.append({"env": "CartPole-v1", "delta": delta, "eta_max": eta_max, "seed": seed, "env_steps": s,
                              "episode_return": "" if r is None else r, "episodes": 1, "measured_kl": delta,
-                             "eta_capped": 0.0})
+                             "step_size_capped": 0.0})
     path = tmp_path / "toy-sweep.csv"
     write_csv(path, list(rows[0]), rows)
     axes = {"delta": sorted({d for d, _ in curves}), "eta_max": sorted({e for _, e in curves})}
@@ -64,13 +64,13 @@ def test_steps_to_threshold_uses_the_papers_window_rule(tmp_path):
 
 def test_kl_summary_and_time_split_by_hand(tmp_path):
     updates = [
-        {"update": 1, "env_steps": 10, "wall_time_s": 1.0, "eta": 0.1, "eta_max": 0.25, "eta_capped": 0.0,
+        {"update": 1, "env_steps": 10, "wall_time_s": 1.0, "step_size": 0.1, "eta_max": 0.25, "step_size_capped": 0.0,
          "quadratic": 0.4, "predicted_kl": 0.002, "measured_kl": 0.004, "entropy": 0.69,
          "time_stats": 0.1, "time_inverse": 0.3, "time_precondition": 0.05, "time_update": 0.6},
-        {"update": 2, "env_steps": 20, "wall_time_s": 3.0, "eta": 0.25, "eta_max": 0.25, "eta_capped": 1.0,
+        {"update": 2, "env_steps": 20, "wall_time_s": 3.0, "step_size": 0.25, "eta_max": 0.25, "step_size_capped": 1.0,
          "quadratic": 0.01, "predicted_kl": 0.0003125, "measured_kl": 0.0009375, "entropy": 0.5,
          "time_stats": 0.1, "time_inverse": 0.0, "time_precondition": 0.05, "time_update": 0.2},
-        {"update": 3, "env_steps": 30, "wall_time_s": 3.5, "eta": 0.2, "eta_max": 0.25, "eta_capped": 0.0,
+        {"update": 3, "env_steps": 30, "wall_time_s": 3.5, "step_size": 0.2, "eta_max": 0.25, "step_size_capped": 0.0,
          "quadratic": 0.1, "predicted_kl": 0.002, "measured_kl": 0.012, "entropy": 0.3,
          "time_stats": 0.1, "time_inverse": 0.0, "time_precondition": 0.05, "time_update": 0.25},
     ]
@@ -81,7 +81,7 @@ def test_kl_summary_and_time_split_by_hand(tmp_path):
     assert s["predicted_kl"] == pytest.approx(0.002)
     assert s["ratio_median"] == pytest.approx(3.0)  # ratios 2, 3, 6
     assert s["ratio_q90"] == pytest.approx(np.quantile([2, 3, 6], 0.9))
-    assert s["capped"] == pytest.approx(1 / 3) and s["eta_median"] == pytest.approx(0.2)
+    assert s["capped"] == pytest.approx(1 / 3) and s["step_size_median"] == pytest.approx(0.2)
     assert s["entropy_first"] == pytest.approx((0.69 + 0.5 + 0.3) / 3)
 
     t = demos.time_split(run)
@@ -95,7 +95,7 @@ def test_kl_summary_of_an_agent_without_a_trust_region(tmp_path):
                                                "entropy": 0.6, "time_update": 0.01}])
     s = demos.kl_summary(run)
     assert s["measured_kl"] == pytest.approx(0.01)
-    assert all(math.isnan(s[k]) for k in ("predicted_kl", "ratio_median", "capped", "eta_median"))
+    assert all(math.isnan(s[k]) for k in ("predicted_kl", "ratio_median", "capped", "step_size_median"))
 
 
 def test_rolling_median_is_a_trailing_window():
@@ -122,9 +122,9 @@ def test_a_real_acktr_run_logs_the_step_size_rule(tmp_path):
     c = demos.run_columns(run)
     assert len(c["update"]) == 2 and demos.run_delta(run) == 0.01
     by_hand = np.minimum(c["eta_max"], np.sqrt(2 * 0.01 / c["quadratic"]))
-    assert c["eta"] == pytest.approx(by_hand, rel=1e-9)
-    assert c["eta_capped"].tolist() == [float(e == m) for e, m in zip(c["eta"], c["eta_max"])]
-    assert c["predicted_kl"] == pytest.approx(0.5 * c["eta"] ** 2 * c["quadratic"], rel=1e-9)
+    assert c["step_size"] == pytest.approx(by_hand, rel=1e-9)
+    assert c["step_size_capped"].tolist() == [float(e == m) for e, m in zip(c["step_size"], c["eta_max"])]
+    assert c["predicted_kl"] == pytest.approx(0.5 * c["step_size"] ** 2 * c["quadratic"], rel=1e-9)
 
 
 # ----------------------------------------------------------------------------- the sweep

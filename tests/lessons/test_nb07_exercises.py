@@ -15,9 +15,9 @@ from rlkit.experiments.sweeps import load_sweep
 def run(tmp_path):
     """Two logged ACKTR updates, δ = 0.002: update 1 uncapped (q = 0.5), update 2 capped (q = 0.001)."""
     (tmp_path / "config.json").write_text(json.dumps({"rlkit_run": 1, "agent": {"delta": 0.002}}), encoding="utf-8")
-    write_csv(tmp_path / "updates.csv", ["update", "quadratic", "eta_max", "eta", "eta_capped"], [
-        {"update": 1, "quadratic": 0.5, "eta_max": 0.25, "eta": math.sqrt(0.008), "eta_capped": 0.0},
-        {"update": 2, "quadratic": 0.001, "eta_max": 0.25, "eta": 0.25, "eta_capped": 1.0},
+    write_csv(tmp_path / "updates.csv", ["update", "quadratic", "eta_max", "step_size", "step_size_capped"], [
+        {"update": 1, "quadratic": 0.5, "eta_max": 0.25, "step_size": math.sqrt(0.008), "step_size_capped": 0.0},
+        {"update": 2, "quadratic": 0.001, "eta_max": 0.25, "step_size": 0.25, "step_size_capped": 1.0},
     ])
     return tmp_path
 

@@ -26,7 +26,7 @@ def make_run(path, episodes, updates, *, env="CartPole-v1", algorithm="vmpo", se
 
 
 def categorical_updates(n=8):
-    return [{"update": i + 1, "env_steps": 100 * (i + 1), "eta": 1.0 + i, "alpha": 5.0 - 0.5 * i,
+    return [{"update": i + 1, "env_steps": 100 * (i + 1), "temperature": 1.0 + i, "alpha": 5.0 - 0.5 * i,
              "mstep_kl": [0.0, 0.004, 0.008, 0.012][i % 4], "estep_kl": 0.05 * (i + 1), "max_weight": 0.02,
              "num_selected": 128.0, "entropy": 0.7 - 0.01 * i} for i in range(n)]
 
@@ -73,7 +73,7 @@ def test_budgets_follow_the_policy_kind(run, tmp_path):
 def test_summary_by_hand(run):
     s = vr.vmpo_run_summary(run, threshold=475)
     assert s["updates"] == 8 and s["env_steps"] == 800 and s["seed"] == 3
-    assert s["eta_first"] == 1.0 and s["eta_last"] == 8.0
+    assert s["temperature_first"] == 1.0 and s["temperature_last"] == 8.0
     # second half: updates 5..8, estep_kl 0.25, 0.30, 0.35, 0.40
     assert s["estep_kl_mean"] == pytest.approx(0.325) and s["estep_ratio"] == pytest.approx(3.25)
     # saw-tooth 0, .004, .008, .012 twice: mean .006, ε_α = .005
@@ -235,7 +235,7 @@ def test_real_run_summary_and_figure(real_runs, env, parts):
     # the paper's initial η = 1, seen by the first update's last learner step, after learner_steps − 1 Adam
     # steps on the duals: each moves raw η by about dual_lr, and η = softplus(raw) by less (slope below 1)
     config = VMPOConfig()
-    assert abs(s["eta_first"] - 1.0) <= (config.learner_steps - 1) * config.dual_lr + 1e-6
+    assert abs(s["temperature_first"] - 1.0) <= (config.learner_steps - 1) * config.dual_lr + 1e-6
     # k = the top half of the valid steps of a 16 × 16 batch (reset steps are not valid)
     assert 1 / s["uniform_weight"] == u["num_selected"][-1] and 100 <= u["num_selected"][-1] <= 128
     assert s["max_weight_last"] >= s["uniform_weight"]

@@ -62,7 +62,7 @@ def test_a_small_eta_max_caps_the_step_and_its_kl(acktr_panel):
     acktr_panel.controls["eta_max"].value = 0.05
     capped = mean_of(acktr_panel, "measured_kl")
     assert capped < free / 10
-    assert np.nanmean(acktr_panel.data["diagnostics"]["eta_capped"]) > 0.9  # almost every update hit η_max
+    assert np.nanmean(acktr_panel.data["diagnostics"]["step_size_capped"]) > 0.9  # almost every update hit η_max
 
 
 def test_the_panel_curve_is_the_csv_mean_over_seeds(acktr_panel):

@@ -14,7 +14,7 @@ import numpy as np
 from rlkit.experiments.report import run_final_return as final_return  # noqa: F401 - the notebook reads them from here
 from rlkit.experiments.report import run_steps_to_threshold as steps_to_threshold  # noqa: F401
 from rlkit.experiments.results import Reproduction, median_to_threshold
-from rlkit.experiments.runs import read_columns, read_config
+from rlkit.experiments.runs import UPDATES_FILE, read_columns, read_config, read_updates
 from rlkit.experiments.runs import read_episodes as run_episodes  # noqa: F401
 
 ALGORITHMS = ("acktr", "a2c", "trpo")
@@ -46,8 +46,9 @@ def train_runs(env: str, algorithms: Sequence[str], seeds: Sequence[int], steps:
 
 
 def run_columns(run_dir: str | os.PathLike, file: str = "updates.csv") -> dict[str, np.ndarray]:
-    """Every column of a run's ``updates.csv`` (or ``episodes.csv``) as a float array (NaN where empty)."""
-    return read_columns(Path(run_dir) / file)
+    """Every column of a run's ``updates.csv`` (under today's column names) or ``episodes.csv`` as a float
+    array (NaN where empty)."""
+    return read_updates(run_dir) if file == UPDATES_FILE else read_columns(Path(run_dir) / file)
 
 
 def kl_summary(run_dir: str | os.PathLike) -> dict:
@@ -55,7 +56,7 @@ def kl_summary(run_dir: str | os.PathLike) -> dict:
 
     Returns ``updates``; ``predicted_kl`` and ``measured_kl`` (medians over updates); ``measured_kl_max``; ``ratio_median`` and
     ``ratio_q90`` (median and 90th percentile of measured/predicted, where predicted > 0); ``capped``
-    (fraction of updates with η = η_max, NaN for an agent without a cap); ``eta_median``;
+    (fraction of updates with η = η_max, NaN for an agent without a cap); ``step_size_median``;
     ``entropy_first`` and ``entropy_last`` (mean policy entropy of the first and last 10 updates, nats).
     """
     c = run_columns(run_dir)
@@ -72,8 +73,8 @@ def kl_summary(run_dir: str | os.PathLike) -> dict:
                    ratio_q90=float(np.quantile(ratio, 0.9)) if len(ratio) else math.nan)
     else:
         out.update(predicted_kl=math.nan, ratio_median=math.nan, ratio_q90=math.nan)
-    out["capped"] = float(np.mean(c["eta_capped"])) if "eta_capped" in c else math.nan
-    out["eta_median"] = float(np.median(c["eta"])) if "eta" in c else math.nan
+    out["capped"] = float(np.mean(c["step_size_capped"])) if "step_size_capped" in c else math.nan
+    out["step_size_median"] = float(np.median(c["step_size"])) if "step_size" in c else math.nan
     entropy = c.get("entropy", np.full(1, np.nan))
     out["entropy_first"], out["entropy_last"] = float(np.mean(entropy[:10])), float(np.mean(entropy[-10:]))
     return out

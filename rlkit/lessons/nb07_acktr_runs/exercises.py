@@ -24,9 +24,9 @@ RATIO_ENV = "InvertedPendulum-v5"
 
 
 def _update_row(run_dir: str | os.PathLike, update: int) -> dict:
-    from rlkit.experiments.runs import read_csv
+    from rlkit.experiments.runs import read_update_rows
 
-    _, rows = read_csv(os.path.join(run_dir, "updates.csv"))
+    _, rows = read_update_rows(run_dir)
     matches = [row for row in rows if int(row["update"]) == int(update)]
     if not matches:
         raise ValueError(f"{run_dir} has no update {update}")
@@ -55,8 +55,8 @@ def check_step_size(answer, run_dir: str | os.PathLike, update: int) -> bool:
         hint = "the cap does not bind here: sqrt(2δ/q) < η_max"
     verdict = report(ok, what, hint)
     if ok:
-        print(f"  (rlkit: effective_step_size(q, δ, η_max) = {expected:.6g}; updates.csv logged eta = "
-              f"{float(row['eta']):.6g}, eta_capped = {float(row['eta_capped']):g}, "
+        print(f"  (rlkit: effective_step_size(q, δ, η_max) = {expected:.6g}; updates.csv logged step_size = "
+              f"{float(row['step_size']):.6g}, step_size_capped = {float(row['step_size_capped']):g}, "
               f"predicted KL ½η²q = {0.5 * expected ** 2 * q:.3g})")
     return verdict
 
@@ -103,8 +103,9 @@ def check_sample_efficiency_ratio(answer, rows: list[dict] | None = None) -> boo
 
     A seed that did not reach the threshold within its budget (empty ``episodes_to_threshold``) is
     censored: it needed more episodes than it ran, so it counts as +inf; the median over all seeds
-    still exists when fewer than half the seeds are censored (``rlkit.acktr_demos`` rule)."""
-    from rlkit.experiments.registry.results import (
+    still exists when fewer than half the seeds are censored (the rule of
+    :func:`rlkit.experiments.results.median_to_threshold`)."""
+    from rlkit.experiments.results import (
         benchmark_rows,
         sample_efficiency_ratio,
     )

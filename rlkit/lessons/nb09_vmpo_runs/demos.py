@@ -1,4 +1,4 @@
-r"""The numbers and pictures behind notebook 09 (full V-MPO runs), read from run directories and data/.
+"""The numbers and pictures behind notebook 09 (full V-MPO runs), read from run directories and data/.
 
 Nothing here trains or re-implements V-MPO: runs come from :func:`rlkit.experiments.train.train` (agent
 :mod:`rlkit.agents.vmpo`), sweeps from :mod:`rlkit.experiments.sweeps`, the V-MPO-against-ACKTR grid from
@@ -7,35 +7,16 @@ Nothing here trains or re-implements V-MPO: runs come from :func:`rlkit.experime
 reads those files and reduces them to the few numbers the notebook prints, so that the numbers are
 tested (``tests/lessons/test_nb09_demos.py``).
 
-What one V-MPO update logs (``updates.csv``, one row per update; ``rlkit.agents.vmpo``)
----------------------------------------------------------------------------------------
-* ``eta``: the temperature η used by the update's E-step. Its loss
-  L_η = η ε_η + η log mean_{𝒟̃} exp(A/η) has dL_η/dη = ε_η − KL(ψ ‖ U_𝒟̃): η falls while the
-  E-step KL is below ε_η and rises while it is above, so over training ``estep_kl`` hovers at ε_η.
-* ``estep_kl`` = KL(ψ ‖ U_𝒟̃) = log k − H(ψ), k = ``num_selected``: how far the weights are from
-  uniform over the selected half. ``max_weight`` = max ψ ≥ 1/k (equality: uniform).
-* ``alpha`` (categorical) or ``alpha_mu``, ``alpha_sigma`` (Gaussian): the M-step multipliers.
-  Their loss α(ε_α − sg[KL]) has gradient ε_α − KL: α grows while the KL is above budget.
-* ``mstep_kl`` (categorical) = E_s KL(π_old ‖ π_θ) over the batch's valid states at the start of the
-  update's last learner step; Gaussian: the decoupled parts ``mstep_kl_mean`` (new mean, old
-  covariance) and ``mstep_kl_cov`` (old mean, new covariance), each with its own ε
-  (``eps_alpha_mu``, ``eps_alpha_sigma``). π_old is the target network, refreshed every
-  ``target_period`` learner steps (T), ``learner_steps`` of them per update: right after a refresh
-  the KL is 0, then it grows as π_θ drifts, a saw-tooth of period T learner steps. The logged value
-  samples it once per update, so the logged pattern repeats every lcm(T, learner_steps) /
-  learner_steps updates (:func:`kl_cycle_updates`; with 1 learner step it is T and the logged KL
-  is 0 after every refresh). Its mean over training, not its value at one update, is what ε_α
-  bounds.
+Conventions:
 
-Conventions
------------
-* A *learning curve* is the mean return of the last ``window`` = 10 completed episodes, at the env
-  step at which each episode ended (:func:`rlkit.experiments.plots.smoothed_returns`; the first 9 points average
-  fewer episodes).
-* *Steps to threshold* follow the paper's rule as ``rlkit.experiments.report`` and the benchmark apply it: the
-  env steps at the end of the first full window of ``window`` consecutive episodes whose mean return
-  reaches the threshold (:func:`rlkit.experiments.report.threshold_crossing`); ``None`` if no window does.
-* Env steps count real transitions summed over the sub-envs (``rlkit.experiments.train``).
+* a *learning curve* is the mean return of the last ``window`` = 10 completed episodes, at the env
+  step at which each episode ended (:func:`rlkit.experiments.plots.smoothed_returns`);
+* *steps to threshold* follow the paper's rule (:func:`rlkit.experiments.report.threshold_crossing`,
+  as the report and the benchmark apply it); ``None`` if no window of episodes reaches it;
+* env steps count real transitions summed over the sub-envs (``rlkit.experiments.train``).
+
+What each column of a V-MPO run's ``updates.csv`` means, and why the logged M-step KL is a
+saw-tooth (:func:`kl_cycle_updates`): docs/plumbing.md, *rlkit.lessons.nb09_vmpo_runs.demos*.
 """
 from __future__ import annotations
 
@@ -109,7 +90,7 @@ def vmpo_run_summary(run_dir: str | os.PathLike, threshold: float | None = None)
     """The lesson numbers of one V-MPO run.
 
     Returns ``env``, ``seed``, ``updates``, ``env_steps``, ``steps_to_threshold`` (None: not reached),
-    ``final_return``; the budgets (:func:`run_budgets`); ``eta_first``, ``eta_last``;
+    ``final_return``; the budgets (:func:`run_budgets`); ``temperature_first``, ``temperature_last`` (η);
     ``estep_kl_mean``: the mean E-step KL over the second half of the updates (after the dual has
     settled; the mean, because the dual's gradient ε_η − KL is zero on average where η is stationary) and
     ``estep_ratio`` = that / ε_η; ``max_weight_last`` and ``uniform_weight`` = 1/k of the
@@ -131,7 +112,7 @@ def vmpo_run_summary(run_dir: str | os.PathLike, threshold: float | None = None)
         "env_steps": int(u["env_steps"][-1]), "threshold": threshold,
         "steps_to_threshold": steps_to_threshold(run_dir, threshold) if threshold is not None else None,
         "final_return": final_return(run_dir), **budgets,
-        "eta_first": float(u["eta"][0]), "eta_last": float(u["eta"][-1]),
+        "temperature_first": float(u["temperature"][0]), "temperature_last": float(u["temperature"][-1]),
         "estep_kl_mean": float(np.mean(u["estep_kl"][second_half])),
         "max_weight_last": float(u["max_weight"][-1]), "uniform_weight": float(1.0 / u["num_selected"][-1]),
         "entropy_first": float(u["entropy"][0]), "entropy_last": float(u["entropy"][-1]),
@@ -213,7 +194,7 @@ def draw_vmpo_run(run_dir: str | os.PathLike, fig=None, threshold: float | None 
                         label=f"reached at {s['steps_to_threshold']:,} steps")
     axes[0].set(title=f"V-MPO on {s['env']}, seed {s['seed']}", ylabel="mean return (last 10 episodes)")
     axes[0].legend(fontsize=7)
-    axes[1].plot(x, u["eta"], color="C1")
+    axes[1].plot(x, u["temperature"], color="C1")
     axes[1].set(title="temperature η", yscale="log")
     for k, (_, _, alpha) in enumerate(s["kl_parts"]):
         axes[2].plot(x, u[alpha], color=f"C{2 + k}", label=_LABELS[alpha])
