@@ -31,7 +31,7 @@ import sample_efficiency as se  # noqa: E402  (its stopper, run reader and commi
 # env, preset, threshold, budget: the sample-efficiency benchmark's thresholds and presets
 CASES = [("CartPole-v1", "classic", 475, 100_000), ("InvertedPendulum-v5", "mujoco", 950, 200_000),
          ("Reacher-v5", "mujoco", -7, 200_000), ("InvertedDoublePendulum-v5", "mujoco", 9100, 1_000_000)]
-DEFAULT_ENVS = ["CartPole-v1", "InvertedPendulum-v5", "Reacher-v5"]  # minutes; IDP takes ≈ 12 min a run
+DEFAULT_ENVS = ["CartPole-v1", "InvertedPendulum-v5", "Reacher-v5"]  # not IDP: far longer runs (data/benchmarks/stats_decay.txt)
 
 
 def train_one(run_dir: Path, env: str, preset: str, threshold: float, budget: int, seed: int,
@@ -119,7 +119,7 @@ def main(argv=None) -> None:
 
 def committed_acktr_rows() -> dict:
     """The committed ACKTR runs (the presets): {(env, seed): {"steps": int | None, "episodes": int | None}}."""
-    from rlkit.experiments.registry.results import benchmark_rows  # typed rows of data/benchmarks/sample_efficiency.csv
+    from rlkit.experiments.results import benchmark_rows  # typed rows of data/benchmarks/sample_efficiency.csv
 
     value = lambda x: None if math.isnan(x) else int(x)  # noqa: E731  (NaN: censored)
     return {(r["env"], int(r["seed"])): {"steps": value(r["env_steps_to_threshold"]),

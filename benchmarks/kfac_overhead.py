@@ -1,30 +1,19 @@
 """How much does a K-FAC (ACKTR) update cost over a first-order (A2C) update?
 
-Times, on the same batch and in one run with interleaved repetitions (median times):
+Times, on the same batch and in one run with interleaved repetitions (median times), a first-order
+update (forward, backward, optimizer step) and a K-FAC update (the same, plus the Fisher pass
+statistics, preconditioning, the inverse amortized over ``inverse_every`` and the trust-region
+scaling; SGD with momentum in both, so the ratio measures K-FAC alone), each on its own copy of the
+model with the same initial weights. A third side is K-FAC with its statistics on every k-th sample
+(``--stats-subsample k``, default 8; 1 leaves it out), each Fisher pass on its own forward of those
+rows as ACKTR does; ``--stats-every Ts`` amortizes the Fisher pass over Ts updates (ACKTR: 1).
 
-* first-order update: forward, backward, optimizer step;
-* K-FAC update: the same forward, plus the Fisher pass statistics
-  (``KFAC.update_stats`` on the sampled-output loss: output gradients only, reusing the
-  forward), the same backward, preconditioning, the inverse amortized over its period
-  (``inverse_every``, Tf = 10 by default: its time / Tf), the trust-region scaling and
-  the same optimizer step (SGD with momentum in both, so the ratio measures K-FAC alone).
-
-The updates run on copies of the model with the same initial weights, so the
-first-order one carries no K-FAC hooks. ``--stats-every Ts`` amortizes the Fisher pass
-over Ts updates (ACKTR takes statistics at every update: Ts = 1, the default). A third
-side, timed in the same interleaved run, is K-FAC with its statistics on every k-th sample
-of the batch (``KFAC(stats_subsample=k)``, ``--stats-subsample k``, default 8: Martens &
-Grosse's 1/8 of each minibatch); 1 leaves it out. As ACKTR does, that side runs each Fisher
-pass on its own forward of those rows (``KFAC.stats_rows``, ``presampled=True``), before the
-loss's forward: its "stats" time includes that small forward.
-
-Models: the MuJoCo-size actor and critic (separate 64-64 tanh MLPs, obs 17 → 6 actions,
-Gaussian policy with a state-independent log-std, batch 2500, two K-FAC objects) and the
-Atari-size Nature CNN with a shared trunk (4×84×84, 6 actions, one K-FAC object, joint
-Fisher), batch 80 and 640. Targets printed beside the ratios: <= 1.15 (MLP) and <= 1.30
-(CNN); the ACKTR paper measured 1.12-1.20x (MuJoCo) and 1.36-1.42x (Atari) in
-timesteps per second of whole training (environment steps included, GPU), which is a
-different (smaller) ratio than an update-only one.
+Models: the MuJoCo-size actor and critic (separate 64-64 tanh MLPs, obs 17 → 6 actions, batch 2500,
+two K-FAC objects) and the Atari-size Nature CNN with a shared trunk (4×84×84, 6 actions, one K-FAC
+object, joint Fisher), batch 80 and 640. Targets printed beside the ratios: <= 1.15 (MLP) and
+<= 1.30 (CNN). The paper's Table 3 (data/acktr_table3_timesteps_per_second.csv) times whole training
+on a GPU, a different (smaller) ratio. Each side in detail: benchmarks/README.md; the committed
+output: data/benchmarks/kfac_overhead.txt.
 
     python benchmarks/kfac_overhead.py                 # CPU, default repeats
     python benchmarks/kfac_overhead.py --device cuda

@@ -1,27 +1,22 @@
 """Why ACKTR's measured KL per update exceeds δ on MuJoCo: each approximation's share, measured.
 
-ACKTR chooses η so that the predicted KL ½η² q equals δ, with q = gᵀ(F̂ + λI)⁻¹g = Δᵀ(F̂ + λI)Δ
-for Δ = (F̂ + λI)⁻¹g and F̂ the K-FAC Fisher (running averages of the factors, decay
-``stats_decay``). The KL it then measures, KL(π_old ‖ π_new) over the batch, is larger on the
-MuJoCo tasks (the sample-efficiency runs: 15–40 δ on Reacher). This script trains ACKTR with its
-``mujoco`` preset and, at every update, evaluates the second-order KL ½η² Δᵀ M Δ of the very
-step ACKTR took (same Δ, same η, the batch's states, the parameters before the step) for a
-chain of curvature matrices M, each one approximation closer to the exact Fisher F:
+ACKTR chooses η so that the predicted KL ½η² q equals δ, q = Δᵀ(F̂ + λI)Δ for Δ = (F̂ + λI)⁻¹g and
+F̂ the K-FAC Fisher (running averages of the factors, decay ``stats_decay``); on the MuJoCo tasks
+the KL it then measures, KL(π_old ‖ π_new) over the batch, is larger (data/benchmarks/kl_overshoot.txt).
+This script trains ACKTR with its ``mujoco`` preset and, at every update, evaluates ½η² ΔᵀMΔ of the
+very step ACKTR took for a chain of curvature matrices M, each one approximation closer to the
+exact Fisher F:
 
     q / η-step      M = F̂ + λI      what ACKTR predicted (= δ unless η was capped by η_max)
     K-FAC, running  M = F̂           the same factors without the damping λ
-    K-FAC, fresh    M = A ⊗ S       factors of this batch only (S as the exact expectation over
-                                     the Gaussian, no sampled actions): no running average
-    block-diagonal  M = diag_l F_ll  the exact Fisher's layer blocks (no Kronecker factorization)
-    exact           M = F            the exact Fisher of the policy on the batch (Fisher-vector
-                                     products, ``rlkit.fisher``): no block-diagonal approximation
+    K-FAC, fresh    M = A ⊗ S       this batch's factors only (S exact over the Gaussian)
+    block-diagonal  M = diag_l F_ll  the exact Fisher's layer blocks
+    exact           M = F            the exact Fisher of the policy on the batch (``rlkit.fisher``)
     measured        KL(π_old ‖ π_new) after the step: beyond second order
 
-The ratio of two neighbours is what one approximation costs (damping, staleness of the running
-average, the Kronecker factorization a ⟂ g, dropping the cross-layer blocks, the quadratic model
-of the KL); their product is measured / predicted. The log-std's exact block (2 per action
-dimension) is in every M. Printed per update (every ``--every``-th) and as medians over the
-updates after the first, one column per ``--stats-decay``.
+The ratio of two neighbours is what one approximation costs; their product is measured / predicted
+(each link: benchmarks/README.md). Printed per update (every ``--every``-th) and as medians over
+the updates after the first, one column per ``--stats-decay``.
 
     python benchmarks/kl_overshoot.py                                   # Reacher-v5, 40 updates
     python benchmarks/kl_overshoot.py --env InvertedPendulum-v5 --updates 30

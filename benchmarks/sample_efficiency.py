@@ -1,67 +1,26 @@
 """How many env steps and episodes does each algorithm need to reach a return threshold?
 
 For every env of the plan and every algorithm, N seeds are trained with ``rlkit.experiments.train.train``
-(one run directory each) until the mean return of the last 10 episodes first reaches the env's
-threshold, or until the env's step budget is spent. Per env it prints, per algorithm, the env
-steps and episodes to the threshold (median over seeds, and each seed), the ratio of every
-algorithm to ACKTR (A2C/ACKTR, TRPO/ACKTR: how many times more samples than ACKTR), the
-geometric mean of those ratios over envs, ACKTR's episodes beside the ACKTR paper's Table 2,
-and the targets, pass or miss. It writes one CSV row per run (``--out``, default
-``data/benchmarks/sample_efficiency.csv``) and the printed report beside it (``.txt``, with the
-command line that made it).
+until the mean return of the last 10 episodes first reaches the env's threshold, or until the env's
+step budget is spent. Per env it prints the env steps and episodes to the threshold (median over
+seeds, and each seed), every algorithm's ratio to ACKTR and their geometric mean over envs, ACKTR's
+episodes beside the ACKTR paper's Table 2, and the targets; it writes one CSV row per run (``--out``,
+default ``data/benchmarks/sample_efficiency.csv``) and the printed report beside it (``.txt``).
 
-Threshold (as ``tests/`` and the issue define it): the mean return of the last 10 completed
-episodes >= threshold. "Env steps to threshold" is the run's env-step count (all sub-envs,
-reset steps excluded: ``RolloutCollector.env_steps``) when the 10th episode of that window ended;
-"episodes" is how many episodes had ended by then. The paper's Table 2 counts the smallest N whose
-episodes N..N+10 reach the threshold (so about 10 less) and averages the 3 best of 8 seeds; we
-take the median of all seeds, which is stricter.
+Conventions (each in detail in benchmarks/README.md):
 
-Networks and batch: the same for every algorithm, because each env uses one preset family for all
-of them (the kit's presets are written so that a family shares networks and batch across agents):
+* every algorithm of an env uses that env's preset family (``classic``, ``mujoco``): the same
+  networks and batch; each keeps its own optimizer hyperparameters, which are what is compared;
+* a run that misses the threshold within its budget is censored: every median and ratio is an
+  interval, and a target is "pass", "miss" or "open";
+* resumable: finished runs under ``--runs-root`` are skipped, killed ones resumed exactly, censored
+  ones continued when the budget is raised; several invocations add up to one report.
 
-* ``classic`` (CartPole-v1, Pendulum-v1): 16 envs x 16 steps = 256 steps per update,
-  separate actor and critic 64-64 tanh MLPs (the kit's presets for classic control);
-* ``mujoco`` (InvertedPendulum, InvertedDoublePendulum, Reacher): 1 env x 2500 steps per update,
-  separate 64-64 tanh MLPs: the batch and networks of the paper's MuJoCo runs
-  (openai/baselines ``acktr_cont``), so that ACKTR's episodes compare with Table 2.
-
-The algorithms keep their own hyperparameters (optimizer, λ of GAE, advantage standardization):
-those are what is compared. The header prints the batch and networks of every algorithm and
-says so if they are not identical.
-
-Censoring, honestly: a run that does not reach the threshold within its budget is *censored*:
-all we know is that it needs more than the budget (shown ">300.0k"; episodes: more than the
-episodes it completed). Every statistic is therefore an interval [lo, hi]: a median is computed
-once with each censored run at its lower bound (lo) and once at infinity (hi). A ratio
-X/ACKTR is [X.lo / ACKTR.hi, X.hi / ACKTR.lo]: ">4.0" is a lower bound (X censored: the true
-ratio is at least 4), "<0.5" an upper bound (ACKTR censored), "n/a" when both are censored.
-The geometric mean over envs multiplies the intervals. A target is "pass" when the whole interval
-meets it, "miss" when none of it does, and "open" when censoring leaves it undecided.
-
-Resumable: run directories live under ``--runs-root`` (default
-``runs/benchmarks/sample_efficiency/<env>/<algorithm>-s<seed>``, git-ignored). A run that reached
-the threshold, or spent its budget, is skipped; a killed run is resumed exactly
-(``rlkit.experiments.train.resume``); a censored run is continued when the budget is raised. A run stops at
-the end of the update in which it reached the threshold (its run directory has the learning curve
-up to there). The report covers every run found under the runs root for the envs of the table, so
-several invocations (say, one per env) add up to one report. A run's budget is the ``steps`` of
-its ``config.json``: the budget it was last trained or resumed with (a run that has already
-spent a smaller budget than the one asked is continued; one that went further is left alone).
-
-Runs go to a process pool of ``--workers`` processes, each with one torch thread
-(``torch.set_num_threads(1)``); ``--workers 1`` trains in this process.
-
-    python benchmarks/sample_efficiency.py --workers 2 --seeds 3      # the default plan (below)
+    python benchmarks/sample_efficiency.py --workers 2 --seeds 3      # the default plan
     python benchmarks/sample_efficiency.py --envs CartPole-v1 InvertedPendulum-v5
     python benchmarks/sample_efficiency.py --envs Reacher-v5:acktr --budget Reacher-v5=250000
     python benchmarks/sample_efficiency.py --report-only                  # re-print / re-write from the runs
     python benchmarks/sample_efficiency.py --quick                        # tiny smoke run (seconds)
-
-``--envs ENV[:algo,algo]`` restricts an env to some algorithms. V-MPO joins by adding ``"vmpo"``
-to ``ALGORITHMS`` once ``rlkit.agents`` has it (or now: ``--algorithms acktr vmpo``); its envs
-are in the table too: ``--envs CartPole-v1 Pendulum-v1 InvertedPendulum-v5 --algorithms acktr vmpo``
-(Pendulum-v1 runs only when asked).
 
 This is a benchmark, not a test: it prints and asserts nothing.
 """

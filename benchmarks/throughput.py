@@ -1,29 +1,19 @@
 """Training timesteps per second of ACKTR, A2C and TRPO: the ACKTR paper's Table 3 on this machine.
 
-What is timed is the whole training loop of ``rlkit.experiments.train.train`` (collecting the rollout: env
-steps and policy forward passes; the agent's update; the CSV rows), measured side by side in one
-run: every repeat runs one short training of every (task, batch size, algorithm), the algorithms'
-order rotating from repeat to repeat, and the figure reported is the median over repeats.
-Timing starts after the first (warm-up) update and uses the trainer's per-update callback, so
-building envs and agents, the first update and the final checkpoint are not timed. Each timed
-window is a whole number of ACKTR's inverse periods (``inverse_every``: 10 updates on Atari,
-1 on MuJoCo), so the K-FAC inverses are counted at their true rate.
+Times the whole training loop of ``rlkit.experiments.train.train`` (rollout collection, the agent's
+update, the CSV rows) side by side in one run: every repeat trains each (task, batch size,
+algorithm) briefly, the algorithms' order rotating from repeat to repeat, and the median over
+repeats is reported. Timing starts after a warm-up update and covers a whole number of ACKTR's
+inverse periods (``inverse_every``), so the K-FAC inverses count at their true rate.
 
-Tasks and batches (batch = num_envs x num_steps; the paper's Table 3 columns):
+Tasks and batches (num_envs x num_steps, the paper's Table 3 columns): HalfCheetah-v5 with the
+``mujoco`` presets, batch 1000 (1 x 1000) and 2500 (1 x 2500); ALE/Pong-v5 with the ``atari``
+presets, batch 80 (16 x 5: A2C's batch in the paper) and 160 (16 x 10).
 
-* MuJoCo: HalfCheetah-v5, the ``mujoco`` presets (one env, 64-64 tanh separate actor and
-  critic), batch 1000 (1 x 1000) and 2500 (1 x 2500: the presets' own);
-* Atari: ALE/Pong-v5, the ``atari`` presets (Nature CNN; ACKTR and A2C share the trunk, TRPO has
-  separate actor and critic CNNs because it must), batch 80 (16 envs x 5 steps: A2C's batch in
-  the paper) and 160 (16 x 10).
-
-It prints timesteps per second, ACKTR's overhead A2C/ACKTR (timesteps per second of A2C over
-those of ACKTR = how much longer ACKTR takes for the same steps) beside the paper's Table 3
-(``data/acktr_table3_timesteps_per_second.csv``, GPU, 2017) and the targets (<= 1.15 MuJoCo,
-<= 1.30 Atari), then where the time goes (collection vs update; ACKTR's Fisher statistics,
-inverses and preconditioning, from its ``time_*`` diagnostics). Writes a summary CSV
-(``--out``, default ``data/benchmarks/throughput.csv``: the paper table's columns plus ours),
-every timed run (``throughput_runs.csv``) and the printed report (``throughput.txt``).
+It prints timesteps per second and ACKTR's overhead A2C/ACKTR beside the paper's Table 3
+(``data/acktr_table3_timesteps_per_second.csv``) and the targets (<= 1.15 MuJoCo, <= 1.30 Atari),
+then where the time goes; it writes ``--out`` (default ``data/benchmarks/throughput.csv``),
+``throughput_runs.csv`` and ``throughput.txt``. Details: benchmarks/README.md.
 
     python benchmarks/throughput.py                       # 3 repeats, CPU, 1 torch thread
     python benchmarks/throughput.py --repeats 5 --threads 2

@@ -1,50 +1,26 @@
 """Vectorized gymnasium environments for the agents: one factory for every family.
 
-``make_vec_env(env_id, num_envs)`` returns a gymnasium ``SyncVectorEnv`` wrapped for its family:
+``make_vec_env(env_id, num_envs)`` returns a gymnasium ``SyncVectorEnv`` wrapped for its family
+(``classic_control``, ``mujoco``, ``atari``, or any other registered id, wrapped for none);
+``reset_with_seed`` seeds it; ``make_env`` makes one unwrapped env, and an unknown id raises an
+error naming the package that provides it.
 
-==================  =====================================================================
-family              what the factory adds (gymnasium's own wrappers unless said otherwise)
-==================  =====================================================================
-every family        ``RecordEpisodeStatistics`` on each sub-env; ``ClipAction`` for boxes
-``classic_control`` CartPole-v1, Acrobot-v1, Pendulum-v1: nothing more
-``mujoco``          the v5 tasks in ``MUJOCO_IDS``: running observation normalization
-                    (``gymnasium.wrappers.vector.NormalizeObservation``)
-``atari``           ``ALE/*-v5``: ``frameskip=1`` in the emulator, then ``AtariPreprocessing``
-                    (84×84 grayscale, frame skip 4 with max-pooling, up to 30 no-ops at reset;
-                    it needs OpenCV, ``opencv-python-headless``), then, for training only, life
-                    loss as terminal (``LifeLossTerminal``, written here: see its docstring) and
-                    sign-clipped rewards, then ``FrameStackObservation(4)``: (N, 4, 84, 84) uint8;
-                    the same for ale-py's legacy ids (``PongNoFrameskip-v4``: no sticky actions,
-                    the ACKTR paper's and openai/baselines' setting; v5 repeats an action with p 0.25)
-``other``           any other registered id (the tests' synthetic envs): nothing more
-==================  =====================================================================
+Conventions:
 
-Continuous actions go through ``gymnasium.wrappers.vector.ClipAction``: the policy's sample
-(stored for its log-probability) may leave the box, the env receives it clipped.
+* every sub-env records the raw return and length of each real episode
+  (``RecordEpisodeStatistics``, below any reward clipping or life-loss signal; for Atari the
+  whole game); ``rlkit.rollout.RolloutCollector`` logs those;
+* continuous actions are clipped by the env (``ClipAction``): the policy's unclipped sample is
+  what its log-probability is of;
+* MuJoCo observations are normalized by running statistics (vector ``NormalizeObservation``);
+* Atari: ``AtariPreprocessing`` (84×84 grayscale, frame skip 4), for training only life loss as
+  terminal and sign-clipped rewards, then 4 stacked frames: (N, 4, 84, 84) uint8. ``ALE/*-v5``
+  has sticky actions (p 0.25); the legacy ``PongNoFrameskip-v4`` (the ACKTR paper's) has none;
+* autoreset NEXT_STEP, set explicitly: the step after an episode end resets that sub-env and
+  returns its first observation with reward 0; ``rlkit.rollout`` marks that step invalid;
+* seeding: sub-env i is reset with ``seed + i``; the same seed gives the same observations.
 
-Autoreset mode: NEXT_STEP, set explicitly
------------------------------------------
-After sub-env i ends an episode at step t (terminated or truncated), the observation returned
-by step t is that episode's *final* observation, and the *next* call to ``step`` ignores the
-action for env i, resets it and returns the first observation of the new episode with reward 0
-and both flags False. ``rlkit.rollout`` marks that reset step invalid (it is not a transition of
-any episode) and excludes it from every loss. We chose NEXT_STEP because it is the one mode in
-which the final observation is an ordinary observation: it flows through every vector wrapper,
-normalization included, exactly like all the others, and its value comes out of the ordinary
-batched forward pass, so a truncation bootstraps from V(final obs) with no special case.
-SAME_STEP hands the final observation over in ``info["final_obs"]``, which bypasses the vector
-``NormalizeObservation`` (the bootstrap would see an unnormalized input); DISABLED needs partial
-resets, which ``NormalizeObservation`` refuses. The price: one ignored step per episode end.
-
-Episode returns: what gets logged
----------------------------------
-``gymnasium.wrappers.RecordEpisodeStatistics`` wraps every sub-env *below* any reward clipping
-and life-loss signal, so ``info["episode"]`` holds the raw return and length of the real episode
-(for Atari, the whole game, all lives, unclipped; lengths in agent steps = frames / 4).
-``rlkit.rollout.RolloutCollector`` reads them from there.
-
-Seeding: ``reset_with_seed(envs, seed)`` resets sub-env i with seed ``seed + i`` (gymnasium's
-rule for an integer seed) and seeds the action spaces; the same seed gives the same observations.
+Each family's wrappers, and why NEXT_STEP: docs/plumbing.md, *rlkit.envs*.
 """
 from __future__ import annotations
 
@@ -56,7 +32,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.wrappers.vector import ClipAction, NormalizeObservation
 
-# The autoreset mode of every vector env this module makes (see the module docstring).
+# The autoreset mode of every vector env this module makes (why: docs/plumbing.md, rlkit.envs).
 AUTORESET_MODE = AutoresetMode.NEXT_STEP
 
 CLASSIC_CONTROL_IDS = ("CartPole-v1", "Acrobot-v1", "Pendulum-v1")

@@ -1,40 +1,25 @@
 """Torch modules shared by the agents: trunks, policy heads and the actor-critic.
 
-Building blocks (used as they are by ``rlkit.kfac`` tests and benchmarks):
+* :func:`mlp` and :class:`NatureCNN` (Mnih et al. 2015; input 4×84×84): the trunks, also used
+  alone by ``rlkit.kfac``'s tests and the benchmarks;
+* :class:`CategoricalHead` (logits) and :class:`GaussianHead` (the mean μ(s) and a
+  state-independent log-std parameter, initialized to ``log_std_init``);
+* :class:`ActorCritic`: ``forward(obs) -> (pd_params, value)``, with separate actor and critic
+  networks (``shared_trunk=False``, the paper's MuJoCo setting) or one trunk feeding both heads
+  (``shared_trunk=True``, its Atari setting). ACKTR, A2C and TRPO share these networks, so
+  comparisons are like for like.
 
-* :func:`mlp`: a plain multilayer perceptron (MuJoCo-size policies and critics:
-  ``mlp([17, 64, 64, 6])`` with tanh, the ACKTR/TRPO setting).
-* :class:`NatureCNN`: the Atari trunk of Mnih et al. (2015), used by ACKTR and A2C:
-  conv 8×8/4 (32), conv 4×4/2 (64), conv 3×3/1 (64), linear 3136 → 512, ReLU after
-  each; input 4×84×84.
+Conventions:
 
-The agents' networks (ACKTR, A2C and TRPO share them, so comparisons are like for like):
+* initialization as openai/baselines' ``ortho_init``: orthogonal weights, zero biases, gain √2 in
+  the trunks, 0.01 in the policy head, 1 in the value head;
+* every random draw (initialization, :meth:`CategoricalHead.sample`, :meth:`GaussianHead.sample`)
+  comes from a ``torch.Generator`` the caller passes, never from torch's global RNG: a run is
+  reproducible only if every draw comes from a stream the agent owns and checkpoints;
+* the log-std belongs to no layer: K-FAC gives it its exact Fisher block
+  (``rlkit.critic.GAUSSIAN_LOG_STD_FISHER``).
 
-* :class:`CategoricalHead` (discrete actions): a linear layer giving the logits.
-* :class:`GaussianHead` (continuous actions): a linear layer giving the mean μ(s) and a
-  *state-independent* log-std, an ``nn.Parameter`` of shape (action_dim,) initialized to
-  ``log_std_init`` (0: σ = 1, as openai/baselines). It belongs to no layer, so K-FAC gives it
-  its exact Fisher block (2 per entry, ``rlkit.critic.GAUSSIAN_LOG_STD_FISHER``).
-* :class:`ActorCritic`: ``forward(obs) -> (pd_params, value)`` with ``pd_params`` the logits
-  (N, K) or the mean (N, D) and ``value`` (N,). Two layouts:
-
-  - separate networks (``shared_trunk=False``, the MuJoCo setting of the paper):
-    ``model.actor`` (trunk + policy head + log-std) and ``model.critic`` (trunk + value head)
-    are two independent modules, one K-FAC object and one trust region each;
-  - a shared trunk (``shared_trunk=True``, the paper's Atari setting): ``model.trunk`` feeds
-    both heads, one K-FAC object on the whole model with the joint Fisher of p(a, v | s).
-
-  The trunk is :func:`mlp` with ``hidden_sizes`` for flat observations and :class:`NatureCNN`
-  for image observations (C, H, W) (``uint8`` frames are scaled to [0, 1] inside).
-
-Initialization (openai/baselines' ``ortho_init``): orthogonal weights, zero biases; gain √2
-in the trunks, 0.01 in the policy head (a nearly uniform / zero-mean initial policy) and 1
-in the value head. It draws from a ``torch.Generator`` you pass (the agent's, seeded), never
-from torch's global RNG, so building a network does not disturb other random streams.
-
-Sampling also takes a generator (:meth:`CategoricalHead.sample`, :meth:`GaussianHead.sample`):
-``torch.distributions`` has no generator argument, and a run is only reproducible if every
-random draw comes from a stream the agent owns and checkpoints.
+The two layouts, initialization and sampling in detail: docs/plumbing.md, *rlkit.nets*.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Smoke tests of the benchmark scripts: each --quick mode runs and writes its CSVs with the right columns.
 
 The figures the benchmarks measure (sample efficiency, timesteps per second, KL ratios) are printed by
-the scripts side by side, never asserted here (DESIGN.md, Testing). What is asserted beyond the smoke
+the scripts side by side, never asserted here (docs/design.md, Testing). What is asserted beyond the smoke
 runs is a script's own arithmetic where theory makes it exact: kl_overshoot.py's chain of curvatures
 on linear Gaussian policies, against the dense Fisher of rlkit.fisher.
 """

@@ -56,7 +56,7 @@ def data_dir(path: str | os.PathLike | None = None) -> Path:
     elif os.environ.get(ENV_VAR):
         chosen, why = Path(os.environ[ENV_VAR]), f"${ENV_VAR}"
     else:
-        chosen, why = Path(__file__).resolve().parent.parent / "data", "the repository default"
+        chosen, why = Path(__file__).resolve().parents[2] / "data", "the repository default"
     if not chosen.is_dir():
         raise FileNotFoundError(
             f"rlkit data folder not found: {chosen} (from {why}). The tables live in the "

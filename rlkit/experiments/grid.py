@@ -1,32 +1,21 @@
 """Grids of training runs: declared once, run here (a process pool) or on a Ray cluster, resumable.
 
 A grid is a list of :class:`GridRun` (algorithm, env, seed, steps, hyperparameter overrides) and a
-root directory. Each run trains into its own ordinary run directory ``ROOT/<run.name>`` (the one
-``python -m rlkit train`` writes: config.json, episodes.csv, updates.csv, checkpoints), so every
+root directory; each run trains into its own ordinary run directory ``ROOT/<run.name>``, so every
 tool that reads a run (``plot``, ``evaluate``, ``--resume``) reads a grid's runs too.
 
-Running a grid again continues it where it stopped, whatever stopped it (Ctrl-C, a killed worker,
-a machine that went away):
+Conventions:
 
-* a **finished** run (its last checkpoint is at ``steps`` or beyond) is not redone;
-* a **half-finished** run resumes exactly from its latest checkpoint (``rlkit.experiments.train.resume``);
-* an **absent** run (or one killed before its first checkpoint) is trained from the start.
+* running a grid again continues it, whatever stopped it: a finished run is not redone, a
+  half-finished one resumes exactly from its latest checkpoint, an absent one trains from the start;
+* a run that fails is reported with its error and the others go on; a run directory whose
+  config.json does not match the grid's declaration is never touched;
+* backends: ``local`` (a ``ProcessPoolExecutor`` of ``workers`` spawned processes, one torch thread
+  each; ``workers=1`` runs in this process) and ``ray`` (one Ray task per run; ``ROOT`` on a file
+  system every node sees; ``pip install 'rlkit-natgrad[ray]'``); a dead worker's runs are retried
+  up to ``retries`` times.
 
-A run that fails (an exception in the agent, a worker that dies more often than ``retries``
-allows) is reported with its error; the other runs go on. A run directory whose config.json does
-not match the grid's declaration (other hyperparameters, another seed) is never touched: that run
-fails with a message that says so.
-
-Backends
---------
-``local`` (the default): a ``ProcessPoolExecutor`` with ``workers`` processes (``spawn``, one torch
-thread each); ``workers=1`` runs in this process, one run after the other. A worker that dies
-breaks the pool: the runs it held are resubmitted to a fresh pool, up to ``retries`` times each.
-
-``ray``: one Ray task per run (``num_cpus=1``, ``max_retries=retries`` for worker deaths) on the
-cluster at ``address`` (``None``: a local one started for the grid; ``"auto"``: the cluster this
-machine belongs to). ``ROOT`` must be a file system every node sees (NFS, a shared volume). Ray is
-an optional extra: ``pip install 'rlkit-natgrad[ray]'``.
+Both backends in detail: docs/plumbing.md, *rlkit.experiments.grid*.
 """
 from __future__ import annotations
 
