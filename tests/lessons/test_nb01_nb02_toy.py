@@ -15,7 +15,7 @@ from rlkit.fisher import (
     fisher_vector_product,
     parameter_names,
 )
-from rlkit.lessons.nb01_natural_gradient.toy import (ONE_INPUT, PARAMETRIZATIONS, GaussianFit, descent_path, fisher_ellipse, fit_loss, gaussian_kl, kl_hessian, path_gap)
+from rlkit.lessons.nb01_natural_gradient.toy import (ONE_INPUT, PARAMETRIZATIONS, GaussianFit, descent_path, fisher_ellipse, fit_loss, gaussian_kl, path_gap)
 from rlkit.lessons.nb02_fisher_matrices.demos import cg_curve, dense_fisher_bytes
 
 DTYPE = torch.float64
@@ -84,40 +84,7 @@ def test_gaussian_kl_matches_the_closed_form_and_broadcasts():
     assert gaussian_kl(1.0, 2.0, 1.0, 2.0) == 0.0
 
 
-# ---------------------------------------------------------------- the KL's Hessian is the Fisher
-
-
-@pytest.mark.parametrize("parametrization", PARAMETRIZATIONS)
-def test_kl_hessian_equals_fisher_for_the_gaussian_fit(parametrization):
-    model = GaussianFit(0.3, 0.6, parametrization)
-    H = kl_hessian(model, ONE_INPUT, DiagonalGaussian())
-    assert torch.allclose(H, fisher_matrix(model, ONE_INPUT, DiagonalGaussian()), rtol=1e-10, atol=1e-12)
-
-
-def test_kl_hessian_equals_fisher_for_a_softmax_network_over_a_batch():
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 4)).to(DTYPE)
-    x = torch.randn(12, 3, dtype=DTYPE)
-    H = kl_hessian(net, x, Categorical())
-    F = fisher_matrix(net, x, Categorical())
-    assert torch.allclose(H, F, rtol=1e-10, atol=1e-12)
-
-
-def test_kl_hessian_equals_fisher_for_a_gaussian_policy_with_state_independent_log_std():
-    class Policy(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.mean = nn.Linear(3, 2).to(DTYPE)
-            self.log_std = nn.Parameter(torch.tensor([-0.3, 0.2], dtype=DTYPE))
-
-        def forward(self, x):
-            return self.mean(x)
-
-    torch.manual_seed(1)
-    policy = Policy()
-    x = torch.randn(7, 3, dtype=DTYPE)
-    dist = DiagonalGaussian(log_std=policy.log_std)
-    assert torch.allclose(kl_hessian(policy, x, dist), fisher_matrix(policy, x, dist), rtol=1e-10, atol=1e-12)
+# ---------------------------------------------------------------- the Fisher's ellipse
 
 
 def test_fisher_ellipse_lies_on_the_quadratic_level_set():

@@ -116,7 +116,7 @@ def test_kfac_blocks_are_the_exact_diagonal_blocks_and_s_kron_a():
 
 
 def test_block_error_is_the_covariance_of_the_two_factors_across_inputs():
-    """F_ℓ − A⊗S = (1/N) Σ_n (a_n a_nᵀ − A) ⊗ (S_n − S) for a linear layer (notebook 03, section 3)."""
+    """F_ℓ − A⊗S = (1/N) Σ_n (a_n a_nᵀ − A) ⊗ (S_n − S) for a linear layer (notebook 03, section 4)."""
     net = nb03.seeded_mlp([3, 4, 3], seed=3)
     x = inputs(4, 3, seed=3)
     _, blocks, _ = nb03.kfac_blocks(net, x)
@@ -182,6 +182,27 @@ def test_kfac_cost_table_accepts_uncovered_parameters():
             self.log_std = nn.Parameter(torch.zeros(2))
 
     assert len(nb03.kfac_cost_table(WithLogStd())) == 1
+
+
+def test_nb03_panels_draw_the_blocks_and_the_block_diagonal():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rlkit.lessons.nb03_kronecker_factors import panels as nb03_panels
+
+    net = nb03.seeded_mlp([3, 4, 2], seed=0)
+    F, blocks, slices = nb03.kfac_blocks(net, inputs(10, 3))
+    fig = nb03_panels.block_heatmaps([("a", *blocks["0"]), ("b", *blocks["0"])], fan_in=3, d_out=4)
+    assert len(fig.axes) == 2 * 3 + 2  # three heatmaps and a colour bar per row
+    plt.close(fig)
+    fig = nb03_panels.fisher_heatmaps(F, {name: approx for name, (_, approx) in blocks.items()}, slices)
+    image = fig.axes[1].images[0].get_array()
+    assert image.shape == tuple(F.shape)
+    off = slice(slices["0"].stop, None), slices["0"]  # the block between the two layers: zero in K-FAC's matrix
+    assert float(image[off].max()) == pytest.approx(float(image.min()))
+    plt.close(fig)
 
 
 # ---------------------------------------------------------------------------- problems

@@ -18,7 +18,7 @@ RIGHT = {
 WRONG = {
     ex05.check_paper_delta: [0.004, 0.002, 0.002 / math.sqrt(2)],  # reversed; same number; √2 instead of 2
     ex05.check_capped_predicted_kl: [0.01, 0.005, 0.25],  # δ (cap ignored); no ½; η not squared
-    ex05.check_rare_arm_logit_gap: [0.1485, 0.1, 0.001, 100.0],  # plain gradient; ηA; ηAp; without η
+    ex05.check_rare_arm_logit_gap: [0.1485, 0.15, 0.1, 0.001, 100.0],  # plain gradient (and rounded); ηA; ηAp; without η
 }
 
 
@@ -71,3 +71,85 @@ def test_exercise_3_natural_gradient_weights_the_rare_arm_by_one_over_p():
     assert step["gap"] == pytest.approx(ex05.RARE_LR * ex05.RARE_ADVANTAGE / ex05.RARE_PROB, rel=1e-9)
     assert step["prob_after"] > 0.99  # one lucky pull: near-deterministic on the rare arm
     assert step["prob_after_trust_region"] < 0.1  # the trust region keeps the step small
+
+
+# ---------------------------------------------------------------- the implementation exercise
+
+
+def trust_region_step(theta, g, direction, delta, eta_max):
+    """A correct solution, as the notebook's solution cell writes it."""
+    q = float(g @ direction)
+    eta = min(eta_max, math.sqrt(2 * delta / q))
+    return theta + eta * direction, eta, 0.5 * eta**2 * q
+
+
+def baselines_rule(theta, g, direction, delta, eta_max):
+    q = float(g @ direction)
+    eta = min(eta_max, math.sqrt(delta / q))
+    return theta + eta * direction, eta, 0.5 * eta**2 * q
+
+
+def q_from_gradient(theta, g, direction, delta, eta_max):
+    q = float(g @ g)
+    eta = min(eta_max, math.sqrt(2 * delta / q))
+    return theta + eta * direction, eta, 0.5 * eta**2 * q
+
+
+def no_cap(theta, g, direction, delta, eta_max):
+    q = float(g @ direction)
+    eta = math.sqrt(2 * delta / q)
+    return theta + eta * direction, eta, 0.5 * eta**2 * q
+
+
+def eta_not_squared(theta, g, direction, delta, eta_max):
+    q = float(g @ direction)
+    eta = min(eta_max, math.sqrt(2 * delta / q))
+    return theta + eta * direction, eta, 0.5 * eta * q
+
+
+def kl_is_delta(theta, g, direction, delta, eta_max):
+    q = float(g @ direction)
+    eta = min(eta_max, math.sqrt(2 * delta / q))
+    return theta + eta * direction, eta, delta
+
+
+def step_down(theta, g, direction, delta, eta_max):
+    q = float(g @ direction)
+    eta = min(eta_max, math.sqrt(2 * delta / q))
+    return theta - eta * direction, eta, 0.5 * eta**2 * q
+
+
+def stub(theta, g, direction, delta, eta_max):
+    raise NotImplementedError
+
+
+def test_trust_region_step_accepts_a_correct_solution(capsys):
+    assert ex05.check_trust_region_step(trust_region_step) is True
+    out = capsys.readouterr().out
+    assert out.startswith("✓") and "2 of the 4 steps were capped" in out
+
+
+def test_trust_region_step_says_not_done_for_the_stub(capsys):
+    assert ex05.check_trust_region_step(stub) is False
+    assert "not done yet" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mistake, named", [
+    (baselines_rule, "baselines code's rule"),
+    (q_from_gradient, "gᵀg, the gradient's squared norm"),
+    (no_cap, "the cap is missing"),
+    (eta_not_squared, "η enters squared"),
+    (kl_is_delta, "it equals δ only while the cap η_max does not bind"),
+    (step_down, "a step down"),
+], ids=lambda v: getattr(v, "__name__", ""))
+def test_trust_region_step_names_each_typical_mistake(mistake, named, capsys):
+    assert ex05.check_trust_region_step(mistake) is False
+    out = capsys.readouterr().out
+    assert out.startswith("✗") and named in out
+
+
+def test_trust_region_step_cases_are_capped_and_uncapped_in_turn():
+    for number, case in enumerate(ex05.trust_region_step_cases()):
+        q = float(case["g"] @ case["direction"])
+        eta = effective_step_size(q, case["delta"], case["eta_max"])
+        assert (eta == case["eta_max"]) == (number % 2 == 1)

@@ -1,13 +1,15 @@
-"""rlkit.lessons.nb06_gauss_newton_critic.demos (notebook 06) against independent numbers: hand-built JᵀJ, closed-form least squares,
-the σ scaling laws, and the run readers on a hand-written episodes.csv."""
+"""rlkit.lessons.nb06_gauss_newton_critic.demos (notebook 06) against independent numbers: hand-built JᵀJ, the
+closed-form Gauss-Newton step of a linear critic, closed-form least squares, the σ scaling laws, and the run readers
+on a hand-written episodes.csv."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from rlkit.lessons.nb06_gauss_newton_critic.demos import (critic_curvatures, dense_jtj, final_return, linear_least_squares, mlp_fit,
-                                regression_batch, sigma_scaling, steps_to_threshold, update_column, value_net)
+from rlkit.lessons.nb06_gauss_newton_critic.demos import (
+    dense_jtj, final_return, kfac_critic_step, linear_least_squares, mlp_fit, regression_batch, sampled_fisher_pass,
+    sigma_scaling, steps_to_threshold, update_column, value_net)
 
 
 def test_dense_jtj_of_a_linear_model_is_phi_t_phi():
@@ -18,13 +20,37 @@ def test_dense_jtj_of_a_linear_model_is_phi_t_phi():
     assert torch.allclose(dense_jtj(lin, x), phi.T @ phi / 10, atol=1e-12)
 
 
-def test_critic_curvatures_agree_and_scale_with_sigma():
+def test_sampled_fisher_pass_estimates_jtj_over_sigma_squared():
     model, (x, _) = value_net(hidden=4), regression_batch(n=16)
-    c = critic_curvatures(model, x, sigma=0.5, mc_draws=3000)
+    estimate = sampled_fisher_pass(model, x, sigma=0.5, draws=3000)
     ref = dense_jtj(model, x) * 4.0
-    for name in ("fisher", "gauss_newton", "jtj"):
-        assert torch.allclose(c[name], ref, rtol=1e-9, atol=1e-12), name
-    assert float((c["monte_carlo"] - ref).norm() / ref.norm()) < 0.1  # unbiased, 3000 draws
+    assert float((estimate - ref).norm() / ref.norm()) < 0.1  # unbiased, 3000 draws
+    assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("sigma, damping, delta, eta_max", [(1.0, 0.01, 0.5, 1.0), (0.5, 0.1, 0.02, 1.0)])
+def test_kfac_critic_step_of_a_linear_critic_is_the_closed_form_gauss_newton_step(sigma, damping, delta, eta_max):
+    torch.manual_seed(3)
+    critic = torch.nn.Sequential(torch.nn.Linear(3, 1), torch.nn.Flatten(0)).double()
+    x, r = regression_batch(n=32)
+    before = [p.detach().clone() for p in critic.parameters()]
+    step, q, eta = kfac_critic_step(critic, x, r, sigma, damping, delta, eta_max)
+    phi = torch.cat([x, torch.ones(32, 1, dtype=torch.float64)], 1)  # weight then bias
+    theta = torch.cat([critic[0].weight.detach().reshape(-1), critic[0].bias.detach()])
+    g = phi.T @ (phi @ theta - r) / 32  # ∇ ½ mean (V − R)²
+    direction = torch.linalg.solve(phi.T @ phi / (32 * sigma**2) + damping * torch.eye(4, dtype=torch.float64), g)
+    assert q == pytest.approx(float(g @ direction), rel=1e-12)
+    assert eta == pytest.approx(min(eta_max, math.sqrt(2 * delta / float(g @ direction))), rel=1e-12)
+    torch.testing.assert_close(step, -eta * direction, rtol=1e-10, atol=1e-13)
+    assert all(torch.equal(a, b) for a, b in zip(before, critic.parameters()))  # the model is unchanged
+    assert all(p.grad is None for p in critic.parameters())
+    assert not critic[0]._forward_hooks  # K-FAC's hooks are gone
+
+
+def test_kfac_critic_step_of_an_mlp_is_an_approximation():
+    critic, (x, r) = value_net(), regression_batch()
+    step, _, _ = kfac_critic_step(critic, x, r, 1.0, 0.01, 0.5, 1.0)
+    assert step.shape == (sum(p.numel() for p in critic.parameters()),) and torch.isfinite(step).all()
 
 
 def test_one_gauss_newton_step_solves_linear_least_squares():

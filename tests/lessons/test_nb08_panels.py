@@ -2,13 +2,23 @@
 the mathematics says, and the figure (PNG) changes with it."""
 
 import base64
+import io
 
 import ipywidgets as widgets
 import numpy as np
 import pytest
+from matplotlib.figure import Figure
+from PIL import Image
 
 from rlkit.lessons.nb08_vmpo_em import demos as vd
-from rlkit.lessons.nb08_vmpo_em.panels import eps_alpha_panel, eps_eta_panel
+from rlkit.lessons.nb08_vmpo_em.panels import (
+    draw_decoupling,
+    draw_eps_alpha,
+    draw_eps_eta,
+    draw_selection,
+    eps_alpha_panel,
+    eps_eta_panel,
+)
 
 
 def _png(panel) -> bytes:
@@ -31,7 +41,7 @@ def test_eps_eta_panel(bandit):
     after = panel.data
     assert after["eps_eta"] == pytest.approx(1.0)
     assert after["kl_star"] == pytest.approx(1.0, abs=1e-9)  # the KL reached is the new ε_η
-    assert after["eta_star"] < before["eta_star"]
+    assert after["tau_star"] < before["tau_star"]
     assert after["max_psi"] > before["max_psi"] and after["entropy_psi"] < before["entropy_psi"]
     assert _png(panel) != png_before
 
@@ -49,3 +59,48 @@ def test_eps_alpha_panel(bandit):
     assert after["kl"] > 5 * before["kl"]  # a larger budget: the fitted policy moves further
     assert after["fit"]["probs_new"][4] > before["fit"]["probs_new"][4]  # towards the best arm
     assert _png(panel) != png_before
+
+
+def _pixels(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)))
+
+
+def _fresh(draw, data) -> bytes:
+    fig = Figure(figsize=(13, 3.8), dpi=80)
+    draw(data, fig)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def test_refreshed_panels_equal_a_fresh_drawing(bandit):
+    """After a slider move the panels update their artists in place: the picture is pixel for pixel the one
+    the drawing function makes from scratch with the same data."""
+    panel = eps_eta_panel(bandit, eps_eta=0.05)
+    for value in (0.3, 1.0, 0.02):
+        panel.controls["eps_eta"].value = value
+        assert np.array_equal(_pixels(_png(panel)), _pixels(_fresh(draw_eps_eta, panel.data)))
+    sweep = vd.m_step_sweep(bandit, np.logspace(-2, -0.5, 7), steps=50)
+    panel = eps_alpha_panel(sweep, eps_alpha=0.01)
+    for value in (0.3, 0.0316):
+        panel.controls["eps_alpha"].value = value
+        assert np.array_equal(_pixels(_png(panel)), _pixels(_fresh(draw_eps_alpha, panel.data)))
+
+
+def test_static_figures_draw():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cartpole = vd.cartpole_batch()
+    fig = draw_selection(cartpole, vd.selection_summary(cartpole))
+    assert len(fig.axes) == 2
+    gb = vd.gaussian_bandit_weights(target=0.3)
+    dec = vd.gaussian_m_step(gb["actions"], gb["weights"])
+    cou = vd.gaussian_m_step(gb["actions"], gb["weights"], coupled_eps=0.0101)
+    em = vd.gaussian_em(iterations=3)
+    fig2 = draw_decoupling(gb, dec, cou, em, eps_alpha_mu=0.01, eps_alpha_sigma=1e-4, coupled_eps=0.0101)
+    assert len(fig2.axes) == 3
+    plt.close(fig)
+    plt.close(fig2)

@@ -127,6 +127,54 @@ def test_static_drawing_of_the_same_data(batch):
     assert len(fig.axes) == 4
 
 
+def _pixels(png: bytes) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=float)
+
+
+@pytest.mark.parametrize("control, value", [("delta", 2e-5), ("delta", 0.05), ("eta_max", 0.01), ("eta_max", 0.6),
+                                            ("convention", "baselines")])
+def test_trust_region_redraw_shows_the_same_figure_as_a_full_drawing(panel, control, value):
+    """A control change redraws only what depends on the controls over the saved background (the legends
+    pasted from pixels rendered once per convention): the picture must be the one a full drawing of the
+    same data gives, and the axes keep their limits."""
+    import io
+
+    limits = [(ax.get_xlim(), ax.get_ylim()) for ax in panel.figure.axes]
+    panel.controls["delta"].value = 0.003
+    panel.controls[control].value = value
+    assert panel.values[control] == pytest.approx(value) and 0 < panel.seconds < 30
+    assert [(ax.get_xlim(), ax.get_ylim()) for ax in panel.figure.axes] == limits
+    full = draw_trust_region(panel.data, Figure(figsize=panel.figure.get_size_inches(), dpi=panel.figure.dpi))
+    buffer = io.BytesIO()
+    full.savefig(buffer, format="png")
+    redrawn, drawn = _pixels(panel.png()), _pixels(buffer.getvalue())
+    assert redrawn.shape == drawn.shape
+    assert np.mean(np.abs(redrawn - drawn).max(-1) > 60) < 0.001  # the same picture, up to a few pixels
+    labels = [text.get_text() for text in panel.figure.axes[0].get_legend().get_texts()]
+    assert f"predicted ½η²q ({panel.values['convention']} rule)" in labels
+
+
+def test_trust_region_axes_cover_every_setting_of_the_controls(batch):
+    """The fixed limits (panel_limits) hold every KL and ratio the sliders can reach: the corners of the
+    controls' ranges, in both conventions."""
+    deltas = trd.DEFAULT_DELTAS
+    limits = trd.panel_limits(batch, deltas)
+    for eta_max in trd.ETA_MAX_RANGE:
+        for convention in ("paper", "baselines"):
+            data = trd.step_size_panel_data(batch, delta=deltas[0], eta_max=eta_max, convention=convention,
+                                            limits=limits)
+            for name in trd.PRECONDITIONERS:
+                c = data["curves"][name]
+                values = np.concatenate([c["predicted_kl"], c["measured_kl"], data["other_convention"][name], deltas])
+                assert limits["kl"][0] < values.min() and values.max() < limits["kl"][1]
+                assert np.max(c["measured_kl"] / c["predicted_kl"]) < limits["ratio"][1]
+    assert limits["delta"][0] < deltas[0] and deltas[-1] < limits["delta"][1]
+
+
 # ------------------------------------------------------------------ notebook 04: damping
 
 
@@ -146,7 +194,7 @@ def test_damping_panel_marks_lambda_on_the_spectrum_as_the_math_says(damping_set
     from rlkit.lessons.nb04_kfac_in_practice.panels import damping_panel
 
     kfac, sweep, dampings = damping_setup
-    panel = damping_panel(kfac, sweep, dampings, gradient_norm=1.0, damping=1e-3)
+    panel = damping_panel(kfac, sweep, dampings, damping=1e-3)
     before_png, before = panel.png(), panel.data
     spectrum = before["spectrum"]
     # eigen mode adds λ to every eigenvalue of S⊗A; the fraction below λ is counted on S⊗A.
@@ -158,7 +206,30 @@ def test_damping_panel_marks_lambda_on_the_spectrum_as_the_math_says(damping_set
     assert after["damping"] == pytest.approx(10.0)
     assert np.allclose(after["spectrum"]["eigen"], after["spectrum"]["undamped"] + 10.0)
     # a larger λ dominates more directions, and each factored eigenvalue
-    # (λ_S + √λ/π)(λ_A + π√λ) grows with λ (π does not depend on λ)
+    # (λ_S + √λ/κ)(λ_A + κ√λ) grows with λ (κ does not depend on λ)
     assert after["fraction_below"] > before["fraction_below"]
     assert np.all(after["spectrum"]["factored"] > spectrum["factored"])
     assert panel.png() != before_png
+
+
+def test_damping_panel_redraw_shows_the_same_figure_as_a_full_drawing(damping_setup):
+    """A slider move redraws only what depends on λ over the saved background: the picture must be
+    the one a full drawing of the same data gives (and the redraw is timed in panel.seconds)."""
+    import io
+
+    from PIL import Image
+
+    from rlkit.lessons.nb04_kfac_in_practice.panels import damping_panel, draw_damping
+
+    kfac, sweep, dampings = damping_setup
+    panel = damping_panel(kfac, sweep, dampings, damping=1e-3)
+    panel.controls["damping"].value = 1.0
+    assert panel.data["damping"] == pytest.approx(1.0) and 0 < panel.seconds < 30
+    redrawn = np.asarray(Image.open(io.BytesIO(panel.png())).convert("RGB"), dtype=float)
+    full = draw_damping(panel.data, Figure(figsize=panel.figure.get_size_inches(), dpi=panel.figure.dpi))
+    buffer = io.BytesIO()
+    full.savefig(buffer, format="png")
+    drawn = np.asarray(Image.open(buffer).convert("RGB"), dtype=float)
+    assert redrawn.shape == drawn.shape
+    assert np.mean(np.abs(redrawn - drawn).max(-1) > 60) < 0.001  # the same picture, up to a few pixels
+    assert panel.data["fraction_below"] > 0 and f"{panel.data['fraction_below']:.0%} below λ" in panel._moving["title"].get_text()

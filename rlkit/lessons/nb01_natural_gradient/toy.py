@@ -1,5 +1,5 @@
 """The toy model of notebook 01: a one-input Gaussian fitted by gradient and natural-gradient descent
-in three parametrizations, its KL, its Hessian and the Fisher's ellipse.
+in three parametrizations, its KL and the Fisher's ellipse.
 """
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from torch import Tensor, nn
 
 from rlkit.fisher import (
     DiagonalGaussian,
-    OutputDistribution,
     flat_grad,
     flatten,
     natural_gradient,
@@ -49,8 +48,9 @@ class GaussianFit(nn.Module):
     r"""N(μ, σ²) with parameters ``mu`` and one scale parameter named after the parametrization.
 
     ``parametrization="log_std"``: parameters (mu, log_std); ``"std"``: (mu, std);
-    ``"variance"``: (mu, variance). ``forward(x)`` returns ψ = [μ, log σ] for every row of x,
-    shape (N, 2), so the model's distribution is ``rlkit.fisher.DiagonalGaussian()``.
+    ``"variance"``: (mu, variance). ``forward(x)`` returns z = [μ, log σ] (the parameters of the
+    output distribution) for every row of x, shape (N, 2), so the model's distribution is
+    ``rlkit.fisher.DiagonalGaussian()``.
     Everything is float64.
     """
 
@@ -115,9 +115,9 @@ def descent_path(
 ) -> np.ndarray:
     r"""The (μ, σ) visited by ``steps`` descent steps on L = KL(p* ‖ p_θ), shape (steps + 1, 2).
 
-    ``method="gradient"``: θ ← θ − η ∇_θL; ``method="natural"``: θ ← θ − η F(θ)⁻¹∇_θL with
-    the direction from ``rlkit.fisher.natural_gradient`` (dense, exact Fisher). θ are the
-    coordinates of ``parametrization``; ``start`` and ``target`` are (μ, σ) pairs; η = ``lr``.
+    ``method="gradient"``: θ ← θ − lr ∇_θL; ``method="natural"``: θ ← θ + lr Δ, Δ = F(θ)⁻¹ g with
+    g = −∇_θL, the direction from ``rlkit.fisher.natural_gradient`` (dense, exact Fisher). θ are
+    the coordinates of ``parametrization``; ``start`` and ``target`` are (μ, σ) pairs.
     Raises ValueError if a step leaves the domain (σ <= 0 or σ² <= 0 in the ``std`` or
     ``variance`` coordinates): the step size is too large for that path.
     """
@@ -133,10 +133,10 @@ def descent_path(
     for k in range(steps):
         model.zero_grad()
         fit_loss(model, target).backward()
-        direction = flat_grad(model)
+        g = -flat_grad(model)  # the kit's g: the gradient of the objective the step improves
         if method == "natural":
-            direction = natural_gradient(model, ONE_INPUT, DiagonalGaussian(), direction)
-        new = flatten(p.detach() for p in params) - lr * direction
+            g = natural_gradient(model, ONE_INPUT, DiagonalGaussian(), g)  # Δ = F⁻¹ g
+        new = flatten(p.detach() for p in params) + lr * g
         if parametrization != "log_std" and not new[1] > 0:
             raise ValueError(
                 f"step {k + 1} of {method} descent in the {parametrization} coordinates left the domain "
@@ -155,27 +155,6 @@ def path_gap(path_a: np.ndarray, path_b: np.ndarray) -> float:
     if path_a.shape != path_b.shape:
         raise ValueError(f"paths must have the same shape, got {path_a.shape} and {path_b.shape}")
     return float(np.linalg.norm(path_a - path_b, axis=-1).max())
-
-
-def kl_hessian(model: nn.Module, x: Tensor, dist: OutputDistribution) -> Tensor:
-    r"""Hessian at d = 0 of d ↦ (1/N) Σ_i KL(p(·|x_i, θ) ‖ p(·|x_i, θ + d)), a dense (P, P) matrix.
-
-    The KL between the model and a copy moved by d, with ``torch.distributions.kl_divergence``
-    and second-order autograd (no Fisher formula inside). It equals the exact Fisher
-    ``rlkit.fisher.fisher_matrix(model, x, dist)``: the KL is zero and flat at d = 0, and its
-    curvature there is the Fisher. Layout: ``rlkit.fisher.parameter_names(model)``.
-    """
-    params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
-    with torch.no_grad():
-        old = dist.torch_distribution(dist.outputs(model, params, x))
-
-    def kl(d: Tensor) -> Tensor:
-        moved = {n: params[n] + v for n, v in unflatten(d, params).items()}
-        new = dist.torch_distribution(dist.outputs(model, moved, x))
-        return torch.distributions.kl_divergence(old, new).mean()
-
-    zero = torch.zeros(sum(p.numel() for p in params.values()), dtype=next(iter(params.values())).dtype)
-    return torch.autograd.functional.hessian(kl, zero)
 
 
 def fisher_ellipse(fisher: Tensor, level: float, n_points: int = 200) -> np.ndarray:

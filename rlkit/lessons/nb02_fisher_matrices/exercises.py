@@ -1,10 +1,11 @@
 """Exercise checks for notebook 02 (Fisher matrices).
 
-Each check takes the student's answer (``None`` while the exercise is not done: the check
-then says so and returns False, it does not raise), compares it with the expected value and
-prints ✓ or ✗ with a hint; on a right answer it also shows rlkit confirming the fact on a
-small seeded example. The problem data are module constants, so the notebook's text and the
-check read the same numbers.
+``check_empirical_fisher_gaussian`` runs the student's function against ``rlkit.fisher`` on
+seeded random regressors and names the typical mistakes. The numeric checks take the student's
+answer (``None`` while the exercise is not done: the check then says so and returns False, it
+does not raise), compare it with the expected value and print ✓ or ✗ with a hint; on a right
+answer some also show rlkit confirming the fact on a small seeded example. The problem data are
+module constants, so the notebook's text and the check read the same numbers.
 """
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from rlkit.fisher import (
     fisher_matrix,
     fisher_vector_product,
     flat_grad,
+    flatten,
 )
-from rlkit.lessons.checks import NOT_DONE, close, report
+from rlkit.lessons.checks import NOT_DONE, check_implementation, close, report
 from rlkit.lessons.nb02_fisher_matrices.demos import dense_fisher_bytes
 
 __all__ = [
@@ -30,6 +32,8 @@ __all__ = [
     "CG_INPUTS",
     "CG_CLASSES",
     "CG_DAMPING",
+    "empirical_fisher_cases",
+    "check_empirical_fisher_gaussian",
     "empirical_fisher_ratio",
     "cg_iterations_on_example",
     "check_empirical_fisher_factor",
@@ -39,16 +43,85 @@ __all__ = [
 
 GIB = 2**30
 
-#: Exercise 1: the model reads targets as N(t; f(x), σ²) with this σ; the data's noise has this std.
+#: Exercise 2: the model reads targets as N(t; f(x), σ²) with this σ; the data's noise has this std.
 EF_MODEL_SIGMA = 0.5
 EF_DATA_NOISE = 1.0
-#: Exercise 2: parameters of the network whose dense float32 Fisher is stored.
+#: Exercise 3: parameters of the network whose dense float32 Fisher is stored.
 MEMORY_PARAMS = 100_000
-#: Exercise 3: CG on (F + λI)Δ = g for a softmax network on a batch of this many inputs and classes.
+#: Exercise 4: CG on (F + λI)Δ = g for a softmax network on a batch of this many inputs and classes.
 CG_INPUTS = 4
 CG_CLASSES = 3
 CG_DAMPING = 0.1
 
+
+# ---------------------------------------------------------------- the implementation exercise
+
+
+def empirical_fisher_cases() -> list[dict]:
+    """Seeded inputs for ``empirical_fisher_gaussian(model, x, y, sigma)``: small float64 tanh
+    regressors (1 or 2 outputs), a batch x, observed targets y = f(x) + noise whose std is not the
+    model's σ (so F_emp and F differ), and σ ≠ 1 (so a missing σ² shows)."""
+    cases = []
+    for seed, (n, d_in, hidden, d_out, sigma) in enumerate([(7, 3, 4, 1, 0.5), (12, 2, 5, 2, 2.0), (5, 4, 3, 2, 0.8)]):
+        gen = torch.Generator().manual_seed(100 + seed)
+        with torch.random.fork_rng():  # nn.Linear's initialization draws from the global stream
+            torch.manual_seed(100 + seed)
+            model = nn.Sequential(nn.Linear(d_in, hidden), nn.Tanh(), nn.Linear(hidden, d_out)).double()
+        x = torch.randn(n, d_in, generator=gen, dtype=torch.float64)
+        with torch.no_grad():
+            y = model(x) + 1.5 * torch.randn(n, d_out, generator=gen, dtype=torch.float64)
+        cases.append(dict(model=model, x=x, y=y, sigma=sigma))
+    return cases
+
+
+def _reference_empirical_fisher(model, x, y, sigma):
+    return empirical_fisher(model, x, GaussianValue(sigma), y)
+
+
+def _mean_score(model, x, y, sigma):
+    """ḡ = ∇_θ mean_i log N(y_i; f(x_i), σ²): the gradient of the mean log-likelihood."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    log_lik = GaussianValue(sigma).log_prob(model(x), y).mean()
+    return flatten(torch.autograd.grad(log_lik, params))
+
+
+def _squared_batch_gradient(model, x, y, sigma):
+    g = _mean_score(model, x, y, sigma)
+    return torch.outer(g, g)
+
+
+_EMPIRICAL_FISHER_MISTAKES = [
+    (_squared_batch_gradient,
+     "this is ḡḡᵀ, the outer product of the batch's mean gradient with itself: the empirical Fisher is "
+     "the mean of the per-sample outer products g_i g_iᵀ (vmap the gradient over the batch)"),
+    (lambda model, x, y, sigma: len(x) * _reference_empirical_fisher(model, x, y, sigma),
+     "a sum over the batch: divide by N, the Fisher is a mean over the inputs"),
+    (lambda model, x, y, sigma: fisher_matrix(model, x, GaussianValue(sigma)),
+     "this is the exact Fisher F = mean JᵀJ/σ², an average over the model's own targets: the empirical "
+     "Fisher uses the observed targets y, through the residuals y − f(x)"),
+    (lambda model, x, y, sigma: _reference_empirical_fisher(model, x, y, sigma)
+     - _squared_batch_gradient(model, x, y, sigma),
+     "the mean gradient was subtracted (a covariance of the g_i): the empirical Fisher is the "
+     "uncentred mean of g_i g_iᵀ"),
+    (lambda model, x, y, sigma: sigma**4 * _reference_empirical_fisher(model, x, y, sigma),
+     "σ² is missing: the score of N(y; f, σ²) with respect to f is (y − f)/σ²"),
+    (lambda model, x, y, sigma: sigma**2 * _reference_empirical_fisher(model, x, y, sigma),
+     "σ where σ² belongs: the score of N(y; f, σ²) with respect to f is (y − f)/σ², not (y − f)/σ"),
+]
+
+
+def check_empirical_fisher_gaussian(empirical_fisher_gaussian) -> bool:
+    """The implementation exercise: ``empirical_fisher_gaussian(model, x, y, sigma)`` returns the dense
+    F_emp = (1/N) Σ_i g_i g_iᵀ, g_i = ∇_θ log N(y_i; model(x_i), σ² I), checked against
+    ``rlkit.fisher.empirical_fisher(model, x, GaussianValue(sigma), y)`` on seeded regressors."""
+    return check_implementation(
+        empirical_fisher_gaussian, _reference_empirical_fisher, empirical_fisher_cases(),
+        what="empirical Fisher of a Gaussian regressor", mistakes=_EMPIRICAL_FISHER_MISTAKES,
+        rtol=1e-6, atol=1e-9,
+    )
+
+
+# ---------------------------------------------------------------- the numeric exercises
 
 
 def empirical_fisher_ratio(n_samples: int = 4000, seed: int = 0) -> float:
@@ -88,7 +161,7 @@ def cg_iterations_on_example(seed: int = 0, tol: float = 1e-10) -> int:
 
 
 def check_empirical_fisher_factor(answer) -> bool:
-    """Exercise 1: F_emp = c·F in expectation when the model's σ is wrong; c = (s/σ)²."""
+    """Exercise 2: F_emp = c·F in expectation when the model's σ is wrong; c = (s/σ)²."""
     what = f"empirical Fisher / Fisher for a model with σ = {EF_MODEL_SIGMA} on data with noise std {EF_DATA_NOISE}"
     if answer is None:
         return report(False, what, NOT_DONE)
@@ -105,7 +178,7 @@ def check_empirical_fisher_factor(answer) -> bool:
 
 
 def check_fisher_memory_gib(answer) -> bool:
-    """Exercise 2: GiB of a dense float32 Fisher of MEMORY_PARAMS parameters (1 GiB = 2³⁰ bytes)."""
+    """Exercise 3: GiB of a dense float32 Fisher of MEMORY_PARAMS parameters (1 GiB = 2³⁰ bytes)."""
     what = f"memory of the dense float32 Fisher of {MEMORY_PARAMS:,} parameters, in GiB"
     if answer is None:
         return report(False, what, NOT_DONE)
@@ -121,7 +194,7 @@ def check_fisher_memory_gib(answer) -> bool:
 
 
 def check_cg_iterations(answer) -> bool:
-    """Exercise 3: at most N(K − 1) CG iterations for (F + λI)Δ = g with g the log-likelihood gradient."""
+    """Exercise 4: at most N(K − 1) CG iterations for (F + λI)Δ = g with g the log-likelihood gradient."""
     what = (f"most CG iterations for (F + {CG_DAMPING}·I)Δ = g, softmax network, "
             f"{CG_INPUTS} inputs, {CG_CLASSES} classes")
     if answer is None:

@@ -1,17 +1,21 @@
 """Exercise checks for notebook 03 (Kronecker factors).
 
-Each check takes the student's answer (``None`` while the exercise is not done: the check then
-says so and returns False, it does not raise), compares it with rlkit's own computation and
-prints ✓ or ✗ with a hint. The problem data are module constants or seeded functions, so the
-notebook's text and the check read the same numbers.
+Exercise 1 is an implementation exercise: :func:`check_kfac_statistics` runs the student's
+``kfac_statistics(model, x, y, generator)`` against ``rlkit.kfac.KFAC`` on seeded random networks
+and batches, and names the typical mistakes. The numeric checks take the student's answer
+(``None`` while the exercise is not done: the check then says so and returns False, it does not
+raise), compare it with rlkit's own computation and print ✓ or ✗ with a hint. The problem data
+are module constants or seeded functions, so the notebook's text and the check read the same
+numbers.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from rlkit.critic import categorical_fisher_loss
 from rlkit.kfac import KFAC
-from rlkit.lessons.checks import NOT_DONE, close, report
+from rlkit.lessons.checks import NOT_DONE, check_implementation, close, report
 from rlkit.lessons.nb03_kronecker_factors.demos import (
     exact_kfac,
     kfac_blocks,
@@ -20,6 +24,7 @@ from rlkit.lessons.nb03_kronecker_factors.demos import (
 from rlkit.nets import NatureCNN
 
 __all__ = [
+    "check_kfac_statistics",
     "LAYOUT_SIZES",
     "layout_problem",
     "check_preconditioned_gradient",
@@ -30,15 +35,122 @@ __all__ = [
 ]
 
 
-#: Exercise 1: a Linear(5, 6) layer (d_in = 5 + 1 for the bias = 6 = d_out: A, S and [∇W | ∇b]
+#: Exercise 2: a Linear(5, 6) layer (d_in = 5 + 1 for the bias = 6 = d_out: A, S and [∇W | ∇b]
 #: are all 6×6, so the paper's printed formula runs without a shape error) under a 6 → 3 softmax head.
 LAYOUT_SIZES = (5, 6, 3)
-#: Exercise 2: the Nature CNN's first convolution: in channels, out channels, kernel size, stride.
+#: Exercise 3: the Nature CNN's first convolution: in channels, out channels, kernel size, stride.
 CONV_LAYER = (4, 32, 8, 4)
 
 
 
-# ---------------------------------------------------------------- exercise 1: the vec layout
+# ---------------------------------------------------------------- exercise 1: K-FAC's statistics
+
+
+def _statistics_cases() -> list[dict]:
+    """Seeded tanh networks with a softmax output and batches (x, observed labels y), with a
+    generator for the Fisher pass's labels."""
+    cases = []
+    for number, (sizes, n) in enumerate([([5, 6, 6, 3], 16), ([3, 7, 4], 40), ([4, 8, 8, 5], 9)]):
+        gen = torch.Generator().manual_seed(100 + number)
+        x = torch.randn(n, sizes[0], generator=gen, dtype=torch.float64)
+        y = torch.randint(0, sizes[-1], (n,), generator=gen)
+        cases.append({"model": seeded_mlp(sizes, seed=10 + number), "x": x, "y": y,
+                      "generator": torch.Generator().manual_seed(1000 + number)})
+    return cases
+
+
+def _rlkit_statistics(model, x, y, generator, *, fisher_labels: str = "sampled") -> list[tuple]:
+    """rlkit's (A, S, G) per layer, and the pieces the mistakes are built from.
+
+    ``KFAC.update_stats`` with ``categorical_fisher_loss`` drawing ŷ from a fresh generator with
+    the student's seed (``torch.multinomial`` on the softmax: the draws of ``sample_labels``);
+    ``fisher_labels="observed"`` gives the empirical Fisher instead. Each row is
+    ``(A, S, G, G_fisher, n)`` with G_fisher = [∇W | ∇b] of the summed Fisher loss.
+    """
+    fresh = torch.Generator().manual_seed(generator.initial_seed())
+    kfac = KFAC(model, stats_decay=0.0)
+    try:
+        logits = model(x)
+        if fisher_labels == "observed":
+            fisher_loss = nn.functional.cross_entropy(logits, y, reduction="sum")
+        else:
+            fisher_loss = categorical_fisher_loss(logits, generator=fresh)
+        kfac.update_stats(fisher_loss, force=True)
+        layers = list(kfac.layers.values())
+        params = [p for layer in layers for p in (layer.weight, layer.bias)]
+        fisher_grads = torch.autograd.grad(fisher_loss, params, retain_graph=True)
+        model.zero_grad()
+        nn.functional.cross_entropy(logits, y).backward()
+    finally:
+        kfac.remove()
+    rows = []
+    for i, layer in enumerate(layers):
+        G = torch.cat([layer.weight.grad, layer.bias.grad[:, None]], dim=1).detach().clone()
+        gw, gb = fisher_grads[2 * i], fisher_grads[2 * i + 1]
+        rows.append((layer.A.clone(), layer.S.clone(), G, torch.cat([gw, gb[:, None]], dim=1), x.shape[0]))
+    model.zero_grad()
+    return rows
+
+
+def _flat(rows) -> tuple:
+    return tuple(t for row in rows for t in row)
+
+
+def _statistics_mistake(change, fisher_labels: str = "sampled"):
+    def mistaken(model, x, y, generator):
+        return _flat(change(A, S, G, Gf, n) for A, S, G, Gf, n in
+                     _rlkit_statistics(model, x, y, generator, fisher_labels=fisher_labels))
+    return mistaken
+
+
+#: (what the mistaken statistics are, computed from rlkit's, and what the check says)
+STATISTICS_MISTAKES = [
+    (_statistics_mistake(lambda A, S, G, Gf, n: (A[:-1, :-1], S, G)),
+     "A has no bias coordinate: append a 1 to every input a (the bias is the last column of [W | b])"),
+    (_statistics_mistake(lambda A, S, G, Gf, n: (A, S / n**2, G)),
+     "S is N² too small: that is the gradient of the MEAN Fisher loss, which divides every per-sample "
+     "gradient g_n by N; differentiate the SUM −Σ log p(ŷ_n | x_n)"),
+    (_statistics_mistake(lambda A, S, G, Gf, n: (A, S / n, G)),
+     "S is N times too small: the gradient of the MEAN Fisher loss divides every g_n by N (S by N²), "
+     "and a sum over the batch multiplies by N; differentiate the SUM −Σ log p(ŷ_n | x_n) and average g gᵀ"),
+    (_statistics_mistake(lambda A, S, G, Gf, n: (A, S, G), fisher_labels="observed"),
+     "that S is the empirical Fisher's: the Fisher pass used the observed labels y; K-FAC's S takes "
+     "labels sampled from the model, ŷ = sample_labels(logits, generator)"),
+    (_statistics_mistake(lambda A, S, G, Gf, n: (A * n, S, G)),
+     "A is N times too large: A is a batch MEAN of a aᵀ, not a sum"),
+    (_statistics_mistake(lambda A, S, G, Gf, n: (A, S * n, G)),
+     "S is N times too large: S is a batch MEAN of g gᵀ, not a sum"),
+    (_statistics_mistake(lambda A, S, G, Gf, n: (A * n, S * n, G)),
+     "A and S are N times too large: both are batch MEANS, not sums"),
+    (_statistics_mistake(lambda A, S, G, Gf, n: (A, S, G + Gf)),
+     "G also holds the Fisher loss's gradient: a backward() of the Fisher pass accumulated into .grad; "
+     "differentiate the Fisher loss with torch.autograd.grad (or zero .grad before the loss's backward)"),
+    (_statistics_mistake(lambda A, S, G, Gf, n: (A, S, G * n)),
+     "G is N times too large: G is the gradient of the MEAN cross-entropy (only S needs per-sample gradients)"),
+    (_statistics_mistake(lambda A, S, G, Gf, n: (A, S, Gf / n)),
+     "G comes from the sampled labels ŷ: the gradient uses the observed labels y, only the Fisher pass uses ŷ"),
+]
+
+
+def check_kfac_statistics(kfac_statistics) -> bool:
+    """Exercise 1: ``kfac_statistics(model, x, y, generator)`` returns, for every ``nn.Linear`` of
+    the model in order, ``(A, S, G)``: K-FAC's factors from one Fisher pass with labels drawn by
+    ``sample_labels(logits, generator)`` and the gradient [∇W | ∇b] of the mean cross-entropy on
+    (x, y). Compared with ``rlkit.kfac.KFAC`` (same generator seed, hence the same labels) on three
+    seeded networks and batches; the typical mistakes of ``STATISTICS_MISTAKES`` are named."""
+
+    def student(model, x, y, generator):
+        return _flat(kfac_statistics(model, x, y, generator))
+
+    def reference(model, x, y, generator):
+        return _flat(row[:3] for row in _rlkit_statistics(model, x, y, generator))
+
+    return check_implementation(student, reference, _statistics_cases(),
+                                what="kfac_statistics: A, S and G of every nn.Linear",
+                                mistakes=STATISTICS_MISTAKES, rtol=1e-6, atol=1e-10)
+
+
+# ---------------------------------------------------------------- exercise 2: the vec layout
 
 
 def _layout_setup(seed: int = 0):
@@ -75,7 +187,7 @@ def _rlkit_preconditioned(seed: int = 0) -> torch.Tensor:
 
 
 def check_preconditioned_gradient(answer) -> bool:
-    """Exercise 1: F̂⁻¹vec(∇W) for the layer of ``layout_problem()``, as a 6×6 matrix in PyTorch's layout."""
+    """Exercise 2: F̂⁻¹vec(∇W) for the layer of ``layout_problem()``, as a 6×6 matrix in PyTorch's layout."""
     what = "K-FAC preconditioned gradient of the Linear(5, 6) layer, as a 6×6 matrix [∇W | ∇b]"
     if answer is None:
         return report(False, what, NOT_DONE)
@@ -102,7 +214,7 @@ def check_preconditioned_gradient(answer) -> bool:
     return verdict
 
 
-# ---------------------------------------------------------------- exercise 2: convolution factors
+# ---------------------------------------------------------------- exercise 3: convolution factors
 
 
 def _conv_factor_entries() -> tuple[int, int]:
@@ -114,7 +226,7 @@ def _conv_factor_entries() -> tuple[int, int]:
 
 
 def check_conv_factor_entries(answer) -> bool:
-    """Exercise 2: the number of entries of A plus S for the Nature CNN's first convolution."""
+    """Exercise 3: the number of entries of A plus S for the Nature CNN's first convolution."""
     c_in, c_out, k, s = CONV_LAYER
     what = f"entries of A plus S for a {k}×{k} convolution, {c_in} → {c_out} channels, with bias"
     if answer is None:
@@ -148,7 +260,7 @@ def check_conv_factor_entries(answer) -> bool:
     return verdict
 
 
-# ---------------------------------------------------------------- exercise 3: two samples
+# ---------------------------------------------------------------- exercise 4: two samples
 
 
 def two_sample_problem(seed: int = 0) -> dict:
@@ -166,7 +278,7 @@ def two_sample_problem(seed: int = 0) -> dict:
 
 
 def check_two_sample_constant(answer) -> bool:
-    """Exercise 3: c in F_ℓ − A ⊗ S = c (a₁a₁ᵀ − a₂a₂ᵀ) ⊗ (S₁ − S₂) for a batch of two inputs."""
+    """Exercise 4: c in F_ℓ − A ⊗ S = c (a₁a₁ᵀ − a₂a₂ᵀ) ⊗ (S₁ − S₂) for a batch of two inputs."""
     what = "the constant c in (exact block) − (K-FAC block) = c·(a₁a₁ᵀ − a₂a₂ᵀ) ⊗ (S₁ − S₂), N = 2"
     if answer is None:
         return report(False, what, NOT_DONE)

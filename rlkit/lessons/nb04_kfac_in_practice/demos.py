@@ -65,13 +65,13 @@ def damping_sweep(model: nn.Module, x: Tensor, y: Tensor, dampings: Sequence[flo
     F = fisher_matrix(model, x, output_distribution(output))
     evals, Q = torch.linalg.eigh(F)
     qg = Q.T @ g
-    natural = [Q @ (qg / (evals.clamp_min(0) + lam)) for lam in dampings]
+    natural = [Q @ (qg / (evals.clamp_min(0) + damping)) for damping in dampings]
     out = {"damping": np.array(dampings), "natural_cos_gradient": np.array([cosine(n, g) for n in natural])}
     for mode in ("factored", "eigen"):
         kfac = exact_kfac(model, x, output, damping_mode=mode, damping=dampings[0])
         cos_g, cos_n, norms = [], [], []
-        for lam, nat in zip(dampings, natural):
-            kfac.damping = lam
+        for damping, nat in zip(dampings, natural):
+            kfac.damping = damping
             d = kfac_direction(model, kfac, g)
             cos_g.append(cosine(d, g))
             cos_n.append(cosine(d, nat))
@@ -86,7 +86,7 @@ def kfac_spectrum(kfac: KFAC, damping: float) -> dict[str, np.ndarray]:
 
     ``"undamped"``: the products λ_A,i·λ_S,j of the factors' eigenvalues (the eigenvalues of
     S ⊗ A); ``"eigen"``: those of S ⊗ A + λI (each + λ); ``"factored"``: those of
-    (S + √λ/π I) ⊗ (A + π√λ I), i.e. (λ_S,j + √λ/π)(λ_A,i + π√λ), with π as rlkit computes
+    (S + √λ/κ I) ⊗ (A + κ√λ I), i.e. (λ_S,j + √λ/κ)(λ_A,i + κ√λ), with κ as rlkit computes
     it (``layer.pi`` after ``update_inverses`` at this λ). ``kfac`` must use factored damping;
     its ``damping`` is set to ``damping``.
     """
@@ -106,13 +106,11 @@ def kfac_spectrum(kfac: KFAC, damping: float) -> dict[str, np.ndarray]:
     return {"undamped": undamped, "eigen": undamped + float(damping), "factored": factored}
 
 
-def damping_panel_data(kfac: KFAC, sweep: dict, dampings: Sequence[float], gradient_norm: float,
-                       damping: float) -> dict:
+def damping_panel_data(kfac: KFAC, sweep: dict, dampings: Sequence[float], damping: float) -> dict:
     """The numbers behind notebook 04's damping panel at one damping λ.
 
     ``kfac`` (factored damping) gives the spectrum at λ (:func:`kfac_spectrum`); ``sweep`` is
-    :func:`damping_sweep` over ``dampings`` (precomputed once: the panel only marks λ on it);
-    ``gradient_norm`` = ‖g‖ draws the gradient step's length ‖g‖/λ for comparison.
+    :func:`damping_sweep` over ``dampings`` (precomputed once: the panel only marks λ on it).
     ``fraction_below`` is the fraction of F̂'s (undamped) eigenvalues below λ: the directions
     in which damping, not curvature, sets the step.
     """
@@ -123,7 +121,6 @@ def damping_panel_data(kfac: KFAC, sweep: dict, dampings: Sequence[float], gradi
         "fraction_below": float(np.mean(spectrum["undamped"] < damping)),
         "dampings": np.asarray(dampings, dtype=float),
         "sweep": sweep,
-        "gradient_norm": float(gradient_norm),
     }
 
 

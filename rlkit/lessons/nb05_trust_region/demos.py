@@ -1,66 +1,24 @@
-r"""Small plain pieces behind notebook 05 (the trust region) and its panel in ``rlkit.widgets``.
+"""Small plain pieces behind notebook 05 (the trust region) and its panel in
+:mod:`rlkit.lessons.nb05_trust_region.panels`.
 
 Nothing here is an algorithm of its own: the step size and the predicted KL come from
 :mod:`rlkit.trust_region`, exact Fisher matrices and natural gradients from :mod:`rlkit.fisher`,
-K-FAC from :mod:`rlkit.kfac` (Fisher-pass losses and square roots from :mod:`rlkit.critic`),
+K-FAC from :mod:`rlkit.kfac` (the Fisher pass's square root from :mod:`rlkit.critic`),
 measured KLs from ``torch.distributions``. This module sets up the small problems the notebook
 draws and measures things about them, so that the notebook stays short and the numbers behind
 its pictures are tested (``tests/lessons/test_nb05_demos.py``).
 
-The rule (DESIGN.md)
---------------------
-For a natural-gradient direction Δ = F̂⁻¹g the KL after the ascent step θ + ηΔ is modelled by
-the quadratic ½η²q, q = ΔᵀF̂Δ, and ACKTR picks η = min(η_max, sqrt(2δ/q)) (``"paper"``); the
-openai/baselines code uses sqrt(δ/q) (``"baselines"``), so the same number δ gives half the
-predicted KL. Above δ_cap = ½η_max²q (paper; η_max²q for baselines) the cap takes over: η = η_max
-and the predicted KL stays at ½η_max²q whatever δ is (:func:`delta_cap`).
+* :class:`ContextualBandit` and :func:`make_policy`: the contextual bandit and the small policy
+  the notebook trains (its actor loop is written in the notebook itself);
+* :func:`fixed_batch`: one batch of that policy, with an exact-Fisher and a K-FAC direction; a
+  new δ only rescales them (:func:`step_size_curves`, and the panel's :func:`step_size_panel_data`
+  with the axis limits :func:`panel_limits`, which no slider changes);
+* :func:`bandit_runs`: a K-armed bandit with a tabular softmax policy, a fixed natural-gradient
+  learning rate against the trust region.
 
-Problem 1: a fixed batch of a small policy (:func:`fixed_batch`)
----------------------------------------------------------------
-A contextual bandit (:class:`ContextualBandit`): context s ~ N(0, I₄), three actions, mean reward
-r̄(s, a) = (W s)_a for a fixed seeded W, observed reward r̄ + N(0, 1) noise. The policy is a
-4 → 16 → 3 tanh network (:func:`make_policy`, float64, 131 parameters), first trained for five
-trust-region updates so that it is no longer uniform. On one batch of 64 contexts, sampled actions
-and advantages A = r − V(s) (V the exact expected reward under π: a perfect critic), the policy
-gradient is g = ∇_θ (1/N) Σ_i A_i log π(a_i|s_i) and two directions are prepared:
-
-* ``"exact"``: Δ = (F + λI)⁻¹g with the exact batch Fisher F (``rlkit.fisher.natural_gradient``,
-  λ = ``damping`` keeps Δ out of F's near-null directions), and q = ΔᵀFΔ with F itself, the exact
-  second-order term of the KL along Δ. As δ → 0 the measured KL over the predicted one → 1.
-* ``"kfac"``: Δ = F̃⁻¹g with F̃ the damped block-diagonal Kronecker approximation
-  (``rlkit.kfac.KFAC``, ``damping_mode="eigen"`` as ACKTR; factors from this batch with the exact
-  expectation over actions, ``update_stats_exact``, so no sampling noise and no running-average
-  lag), and q = ΔᵀF̃Δ, what ``KFAC.precondition()`` returns and ACKTR uses. As δ → 0 the ratio
-  measured/predicted tends to ΔᵀFΔ / ΔᵀF̃Δ (:meth:`FixedBatch.limit_ratio`), which need not be 1:
-  δ bounds K-FAC's model of the KL, not the KL.
-
-For a new δ the step is a rescale of the same direction, so a panel only recomputes η and one
-forward pass per (preconditioner, η), and measured KLs are cached by η.
-
-Problem 2: ACKTR's actor update during training (:func:`contextual_run`)
-----------------------------------------------------------------------
-The same bandit and policy, trained by trust-region natural-gradient steps: exact Fisher, or
-K-FAC as ACKTR runs it (Fisher pass with actions *sampled* from π, ``categorical_fisher_loss``;
-running averages with ``stats_decay``; inverses every update). Records per update the step size,
-q, predicted and measured KL: with K-FAC the measured KL is typically larger than δ (block
-diagonal and Kronecker errors, sampling noise, factors that lag behind the policy).
-
-Problem 3: a K-armed bandit (:func:`bandit_runs`)
-------------------------------------------------
-Tabular softmax policy π = softmax(θ), θ ∈ R^K, K arms with mean rewards evenly spaced in
-[0, reward_scale] and Gaussian noise of std noise·reward_scale; each update pulls ``pulls`` arms,
-A = r − Σ_a π_a r̄_a, g = ∇_θ (1/N) Σ A log π(a). For θ = logits the Jacobian is the identity, so
-the Fisher is the output Fisher F = diag(p) − ppᵀ (``rlkit.fisher.Categorical().output_fisher``);
-Δ = (F + λI)⁻¹g and q = gᵀΔ = Δᵀ(F + λI)Δ, ACKTR's damped quadratic. Many independent runs are
-advanced together (one batch dimension). Two step rules: a fixed learning rate (θ += αΔ) and the
-trust region (θ += ηΔ, η from ``rlkit.trust_region.effective_step_size``).
-
-Why the fixed rate collapses: for one pull of arm a with advantage A, FΔ = g has the solution
-Δ = A e_a / p_a (+ a constant, which softmax ignores): the natural gradient weights a rare arm by
-1/p_a, so a lucky pull of a rare arm is a huge step, the policy jumps to near-deterministic on it
-and, never sampling the others again, stays there. The trust region shrinks exactly those steps
-(large q). It is also invariant to the reward scale (Δ and sqrt(q) both scale with the rewards,
-η·Δ does not) as long as η_max does not bind; a fixed rate is not.
+The rule is ACKTR's step size, η = min(η_max, sqrt(2δ/q)) (``"paper"``) or openai/baselines'
+sqrt(δ/q) (``"baselines"``), as docs/design.md states it; why a fixed rate collapses is taught in
+notebook 05. The problems in detail: docs/plumbing.md, *rlkit.lessons.nb05_trust_region.demos*.
 """
 
 from __future__ import annotations
@@ -74,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rlkit.critic import categorical_fisher_loss, categorical_fisher_sqrt
+from rlkit.critic import categorical_fisher_sqrt
 from rlkit.fisher import (
     Categorical,
     fisher_matrix,
@@ -96,6 +54,7 @@ __all__ = [
     "LABELS",
     "STEP_RULES",
     "DEFAULT_DELTAS",
+    "ETA_MAX_RANGE",
     "ContextualBandit",
     "make_policy",
     "policy_gradient",
@@ -105,8 +64,8 @@ __all__ = [
     "delta_cap",
     "step_size_curves",
     "step_at",
+    "panel_limits",
     "step_size_panel_data",
-    "contextual_run",
     "bandit_runs",
     "bandit_summary",
 ]
@@ -117,6 +76,8 @@ LABELS = {"exact": "exact Fisher", "kfac": "K-FAC"}
 STEP_RULES = ("fixed", "trust_region")
 #: The δ grid of the panel's curves: 41 points, log-spaced from 1e-5 to 1e-1 (ten per decade).
 DEFAULT_DELTAS = np.logspace(-5, -1, 41)
+#: The range of the panel's eta_max slider: the figure's axes cover every step it can select.
+ETA_MAX_RANGE = (0.01, 1.0)
 
 CONTEXT_DIM, HIDDEN, NUM_ACTIONS = 4, 16, 3
 
@@ -377,13 +338,43 @@ def step_size_curves(batch: FixedBatch, deltas: Sequence[float] = DEFAULT_DELTAS
     return out
 
 
+def panel_limits(batch: FixedBatch, deltas: Sequence[float] = DEFAULT_DELTAS,
+                 eta_max_range: tuple[float, float] = ETA_MAX_RANGE, points: int = 41) -> dict:
+    """Axis limits of the trust-region figure that hold for every setting of its controls.
+
+    With δ in ``deltas``, η_max in ``eta_max_range`` and either convention, a step along Δ has
+    η between min(η_max low, sqrt(δ_min/q)) and min(η_max high, sqrt(2δ_max/q)); ``points``
+    log-spaced steps over that range give the lowest and highest KL (predicted and measured,
+    which grow with η) and the largest ratio measured/predicted. Returns
+    ``{"delta": (low, high), "kl": (low, high), "ratio": (0, high)}`` (log margins of 5%, the
+    ratio's top 15% above its largest value, the δ → 0 limits and 1 included): a slider move
+    never rescales an axis, so the panel can redraw only what moved.
+    """
+    deltas = np.asarray(deltas, dtype=float)
+    low, high = _check_positive("eta_max_range[0]", eta_max_range[0]), _check_positive("eta_max_range[1]", eta_max_range[1])
+    kl_low, kl_high, ratio_high = deltas[0], deltas[-1], 1.0
+    for name, d in batch.directions.items():
+        q = d.quadratic
+        etas = np.geomspace(min(low, effective_step_size(q, deltas[0], high, "baselines")),
+                            effective_step_size(q, deltas[-1], high, "paper"), points)
+        predicted = np.array([predicted_kl(q, eta) for eta in etas])
+        measured = np.array([batch.measured_kl(name, eta) for eta in etas])
+        kl_low = min(kl_low, predicted.min(), measured.min())
+        kl_high = max(kl_high, predicted.max(), measured.max())
+        ratio_high = max(ratio_high, float(np.max(measured / predicted)), batch.limit_ratio(name))
+    pad_delta, pad_kl = (deltas[-1] / deltas[0]) ** 0.05, (kl_high / kl_low) ** 0.05
+    return {"delta": (deltas[0] / pad_delta, deltas[-1] * pad_delta), "kl": (kl_low / pad_kl, kl_high * pad_kl),
+            "ratio": (0.0, 1.15 * ratio_high)}
+
+
 def step_size_panel_data(batch: FixedBatch, delta: float = 0.01, eta_max: float = 0.15, convention: str = "paper",
-                         deltas: Sequence[float] = DEFAULT_DELTAS) -> dict:
+                         deltas: Sequence[float] = DEFAULT_DELTAS, limits: dict | None = None) -> dict:
     """Everything the trust-region panel draws, for one setting of its controls.
 
-    ``{"delta", "eta_max", "convention", "deltas", "curves": step_size_curves(...),
+    ``{"delta", "eta_max", "convention", "other", "deltas", "curves": step_size_curves(...),
     "other_convention": {name: predicted KL of the other convention over deltas},
-    "at_delta": {name: step_at(..., delta, ...)}, "limit_ratio": {name: batch.limit_ratio(name)}}``.
+    "at_delta": {name: step_at(..., delta, ...)}, "limit_ratio": {name: batch.limit_ratio(name)},
+    "limits": panel_limits(batch, deltas)}``; ``limits`` passes limits computed once (the panel's).
     """
     _check_convention(convention)
     other = CONVENTIONS[1 - CONVENTIONS.index(convention)]
@@ -402,73 +393,12 @@ def step_size_panel_data(batch: FixedBatch, delta: float = 0.01, eta_max: float 
         },
         "at_delta": {name: step_at(batch, name, delta, eta_max, convention) for name in batch.directions},
         "limit_ratio": {name: batch.limit_ratio(name) for name in batch.directions},
+        "limits": panel_limits(batch, deltas) if limits is None else limits,
     }
 
 
 # ------------------------------------------------------------------------------------------
-# Problem 2: the trust region during training
-# ------------------------------------------------------------------------------------------
-
-
-def contextual_run(preconditioner: str = "kfac", *, delta: float = 0.01, eta_max: float = 1.0, updates: int = 100,
-                   batch_size: int = 64, damping: float = 1e-2, stats_decay: float = 0.95, seed: int = 0,
-                   eval_contexts: int = 1000, problem: ContextualBandit | None = None) -> dict[str, np.ndarray]:
-    """Train the contextual-bandit policy with trust-region natural-gradient steps; per update record
-    ``eta``, ``quadratic`` (q), ``predicted_kl`` (½η²q), ``measured_kl`` (on the update's batch),
-    ``capped``, and before it ``entropy`` and ``expected_reward`` (on a fixed evaluation set).
-
-    ``"exact"``: Δ = (F + λI)⁻¹g, q = ΔᵀFΔ with the exact batch Fisher. ``"kfac"``: ACKTR's actor
-    update: a Fisher pass with actions sampled from π, factors averaged with ``stats_decay``,
-    inverses every update, q from ``KFAC.precondition``. Also returns ``best_reward`` (the
-    expected reward of the optimal policy on the evaluation set).
-    """
-    if preconditioner not in PRECONDITIONERS:
-        raise ValueError(f"preconditioner must be one of {PRECONDITIONERS}, got {preconditioner!r}")
-    problem = ContextualBandit.make() if problem is None else problem
-    gen = _generator(2000 + seed)
-    eval_x = problem.contexts(eval_contexts, _generator(7))
-    eval_r = problem.mean_rewards(eval_x)
-    policy = make_policy(seed, problem.context_dim, HIDDEN, problem.num_actions)
-    kfac = _kfac(policy, damping, stats_decay=stats_decay) if preconditioner == "kfac" else None
-    keys = ("eta", "quadratic", "predicted_kl", "measured_kl", "capped", "entropy", "expected_reward")
-    out = {k: np.zeros(updates) for k in keys}
-    for t in range(updates):
-        with torch.no_grad():
-            p_eval = torch.softmax(policy(eval_x), -1)
-            out["entropy"][t] = float(torch.distributions.Categorical(probs=p_eval).entropy().mean())
-            out["expected_reward"][t] = float((p_eval * eval_r).sum(-1).mean())
-        contexts, actions, advantages = _sample_batch(problem, policy, batch_size, gen)
-        if kfac is None:
-            g = policy_gradient(policy, contexts, actions, advantages)
-            fisher = fisher_matrix(policy, contexts, Categorical())
-            # the dense solve of rlkit.fisher.natural_gradient, reusing F (it is needed for q anyway)
-            direction = torch.linalg.solve(fisher + damping * torch.eye(len(g), dtype=DTYPE), g)
-            q = float(direction @ fisher @ direction)
-            with torch.no_grad():
-                old_logits = policy(contexts)
-        else:
-            logits = policy(contexts)
-            kfac.update_stats(categorical_fisher_loss(logits, generator=gen))
-            objective = (advantages * Categorical().log_prob(logits, actions)).mean()
-            direction, q = _kfac_direction(kfac, policy, objective)
-            old_logits = logits.detach()
-        eta = effective_step_size(q, delta, eta_max)
-        _add_step(policy, direction, eta)
-        with torch.no_grad():
-            new_logits = policy(contexts)
-        out["eta"][t], out["quadratic"][t] = eta, q
-        out["predicted_kl"][t] = predicted_kl(q, eta)
-        out["measured_kl"][t] = measured_kl(Categorical().torch_distribution(old_logits),
-                                            Categorical().torch_distribution(new_logits))
-        out["capped"][t] = eta == eta_max
-    if kfac is not None:
-        kfac.remove()
-    out["best_reward"] = np.array(float(eval_r.max(-1).values.mean()))
-    return out
-
-
-# ------------------------------------------------------------------------------------------
-# Problem 3: the K-armed bandit
+# Problem 2: the K-armed bandit
 # ------------------------------------------------------------------------------------------
 
 

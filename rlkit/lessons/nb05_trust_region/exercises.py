@@ -1,9 +1,11 @@
 """Exercise checks for notebook 05 (the trust region).
 
-Each check takes the student's answer (``None`` while the exercise is not done: the check then
-says so and returns False, it does not raise), compares it with the expected value and prints
-✓ or ✗ with a hint; on a right answer it also shows rlkit confirming the fact. The problem data
-are module constants, so the notebook's text and the check read the same numbers.
+:func:`check_trust_region_step` runs the student's ``trust_region_step`` against rlkit
+(:mod:`rlkit.trust_region`) on seeded random inputs and names the typical mistakes. The numeric
+checks take the student's answer (``None`` while the exercise is not done: the check then says so
+and returns False, it does not raise), compare it with the expected value and print ✓ or ✗ with a
+hint; on a right answer they also show rlkit confirming the fact. The problem data are module
+constants, so the notebook's text and the check read the same numbers.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import torch
 from torch import nn
 
 from rlkit.fisher import Categorical, natural_gradient
-from rlkit.lessons.checks import NOT_DONE, close, report
+from rlkit.lessons.checks import NOT_DONE, check_implementation, close, report
 from rlkit.trust_region import effective_step_size, predicted_kl
 
 __all__ = [
@@ -26,6 +28,9 @@ __all__ = [
     "RARE_LR",
     "RARE_ARMS",
     "rare_arm_step",
+    "trust_region_step_cases",
+    "TRUST_REGION_STEP_MISTAKES",
+    "check_trust_region_step",
     "check_paper_delta",
     "check_capped_predicted_kl",
     "check_rare_arm_logit_gap",
@@ -45,6 +50,71 @@ RARE_ADVANTAGE = 1.0
 RARE_LR = 0.1
 RARE_ARMS = 3
 
+
+# ---------------------------------------------------------------- the implementation exercise
+
+
+def trust_region_step_cases(seed: int = 5, size: int = 6) -> list[dict]:
+    """Seeded inputs of ``trust_region_step``: θ, g and Δ = F̂⁻¹g for a random positive-definite F̂,
+    with δ and η_max such that the cases alternate uncapped (η_max twice √(2δ/q)) and capped
+    (η_max half of it)."""
+    gen = torch.Generator().manual_seed(seed)
+    cases = []
+    for number, delta in enumerate([0.01, 0.05, 0.001, 0.1]):
+        theta, g = (torch.randn(size, generator=gen, dtype=torch.float64) for _ in range(2))
+        root = torch.randn(size, size, generator=gen, dtype=torch.float64)
+        fisher = root @ root.T / size + 0.1 * torch.eye(size, dtype=torch.float64)
+        direction = torch.linalg.solve(fisher, g)
+        uncapped = math.sqrt(2 * delta / float(g @ direction))
+        eta_max = round(uncapped * (2.0 if number % 2 == 0 else 0.5), 4)
+        cases.append({"theta": theta, "g": g, "direction": direction, "delta": delta, "eta_max": eta_max})
+    return cases
+
+
+def _reference_step(theta, g, direction, delta, eta_max):
+    """rlkit's step: q = gᵀΔ, η = effective_step_size(q, δ, η_max) (the paper's rule), θ + ηΔ, ½η²q."""
+    q = float(g @ direction)
+    eta = effective_step_size(q, delta, eta_max, "paper")
+    return theta + eta * direction, eta, predicted_kl(q, eta)
+
+
+def _mistaken_step(*, budget: float = 2.0, q_from_gradient: bool = False, cap: bool = True, kl_power: int = 2,
+                   kl_is_delta: bool = False, sign: float = 1.0):
+    def step(theta, g, direction, delta, eta_max):
+        q = float(g @ g) if q_from_gradient else float(g @ direction)
+        eta = math.sqrt(budget * delta / q)
+        eta = min(eta_max, eta) if cap else eta
+        kl = delta if kl_is_delta else 0.5 * eta**kl_power * q
+        return theta + sign * eta * direction, eta, kl
+    return step
+
+
+#: (mistaken step, what the check says): the typical mistakes it recognizes, in the order it tries them.
+TRUST_REGION_STEP_MISTAKES = [
+    (_mistaken_step(budget=1.0), "η = √(δ/q) is the openai/baselines code's rule (its kl_clip is twice the KL it "
+                                 "reaches); the paper's rule, asked here, is η = min(η_max, √(2δ/q))"),
+    (_mistaken_step(q_from_gradient=True), "q is gᵀΔ = ΔᵀF̂Δ, the curvature along the step; gᵀg, the gradient's "
+                                           "squared norm, leaves the Fisher out"),
+    (_mistaken_step(cap=False), "the cap is missing: η = min(η_max, √(2δ/q)), and in this case √(2δ/q) > η_max"),
+    (_mistaken_step(kl_power=1), "the predicted KL is ½η²q: η enters squared"),
+    (_mistaken_step(kl_is_delta=True), "the predicted KL is ½η²q of the step taken; it equals δ only while the "
+                                       "cap η_max does not bind"),
+    (_mistaken_step(sign=-1.0), "a step down: the policy ascends J, so θ ← θ + ηΔ"),
+]
+
+
+def check_trust_region_step(trust_region_step) -> bool:
+    """Implementation exercise: ``trust_region_step(theta, g, direction, delta, eta_max)`` returns
+    ``(new_theta, eta, predicted_kl)`` as rlkit computes them, on seeded random inputs (capped and not)."""
+    cases = trust_region_step_cases()
+    ok = check_implementation(trust_region_step, _reference_step, cases,
+                              what="trust_region_step(theta, g, direction, delta, eta_max)",
+                              mistakes=TRUST_REGION_STEP_MISTAKES)
+    if ok:
+        capped = sum(_reference_step(**case)[1] == case["eta_max"] for case in cases)
+        print(f"  (rlkit: q = gᵀΔ, η = effective_step_size(q, δ, η_max), predicted_kl(q, η); "
+              f"{capped} of the {len(cases)} steps were capped at η_max)")
+    return ok
 
 
 def check_paper_delta(answer) -> bool:
@@ -134,8 +204,9 @@ def check_rare_arm_logit_gap(answer) -> bool:
     expected = RARE_LR * RARE_ADVANTAGE / RARE_PROB
     ok, hint = close(answer, expected, rtol=1e-6, atol=0.0)
     other = (1 - RARE_PROB) / (RARE_ARMS - 1)
-    plain = RARE_LR * RARE_ADVANTAGE * (1 - RARE_PROB + other)  # the plain gradient A(e_a − p) opens this gap
-    if not ok and (close(answer, plain, rtol=1e-3, atol=0.0)[0] or close(answer, RARE_LR * RARE_ADVANTAGE, rtol=1e-6, atol=0.0)[0]):
+    # the plain gradient A(e_a − p) opens this gap (0.1485; the solution prints it rounded, 0.15)
+    plain = RARE_LR * RARE_ADVANTAGE * (1 - RARE_PROB + other)
+    if not ok and (close(answer, plain, rtol=0.02, atol=0.0)[0] or close(answer, RARE_LR * RARE_ADVANTAGE, rtol=1e-6, atol=0.0)[0]):
         hint = "that is the plain gradient's step, A(e_a − p); the natural gradient solves FΔ = g, F = diag(p) − ppᵀ"
     elif not ok and close(answer, RARE_LR * RARE_ADVANTAGE * RARE_PROB, rtol=1e-6, atol=0.0)[0]:
         hint = "multiplied by p where the Fisher's inverse divides by it"

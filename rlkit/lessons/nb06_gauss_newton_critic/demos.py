@@ -1,10 +1,9 @@
 r"""The computations behind notebook 06 (the Gauss-Newton critic), as plain tested functions.
 
 * :func:`value_net` / :func:`regression_batch`: a small tanh critic and a seeded regression batch.
-* :func:`critic_curvatures`: the critic's Fisher three ways, dense — ``fisher_matrix`` with
-  ``GaussianValue(σ)``, ``gauss_newton_matrix`` of the loss (V − R)²/(2σ²), and JᵀJ/σ² from per-sample
-  Jacobians — plus a Monte-Carlo estimate from the sampled Fisher-pass loss of ``rlkit.critic`` (what
-  ACKTR's K-FAC sees).
+* :func:`sampled_fisher_pass`: a Monte-Carlo estimate of the critic's Fisher from the sampled Fisher-pass
+  loss of ``rlkit.critic`` (what ACKTR's K-FAC sees), and :func:`kfac_critic_step`: ACKTR's critic step
+  with ``rlkit.kfac`` (an exact Fisher pass, so that it is deterministic).
 * :func:`linear_least_squares`: a critic linear in its parameters: one Gauss-Newton step (η = 1) lands
   on the least-squares solution; gradient descent and Adam need many steps.
 * :func:`mlp_fit`: the same on the nonlinear critic: Gauss-Newton steps (damped, η = 1) against Adam.
@@ -30,17 +29,13 @@ from rlkit.critic import GaussNewtonCritic
 from rlkit.experiments.report import run_final_return as final_return  # noqa: F401 - notebook 06 reads them from here
 from rlkit.experiments.report import run_steps_to_threshold as steps_to_threshold  # noqa: F401
 from rlkit.experiments.runs import read_csv
-from rlkit.fisher import (
-    GaussianValue,
-    fisher_matrix,
-    flat_grad,
-    gauss_newton_matrix,
-    natural_gradient,
-)
+from rlkit.fisher import GaussianValue, flat_grad, flatten, natural_gradient
+from rlkit.kfac import KFAC
 from rlkit.trust_region import effective_step_size, predicted_kl
 
-__all__ = ["value_net", "regression_batch", "dense_jtj", "critic_curvatures", "linear_least_squares",
-           "mlp_fit", "sigma_scaling", "critic_runs", "steps_to_threshold", "final_return", "update_column"]
+__all__ = ["value_net", "regression_batch", "dense_jtj", "sampled_fisher_pass", "kfac_critic_step",
+           "linear_least_squares", "mlp_fit", "sigma_scaling", "critic_runs", "steps_to_threshold", "final_return",
+           "update_column"]
 
 DTYPE = torch.float64  # exact comparisons: double precision
 
@@ -77,29 +72,46 @@ def dense_jtj(model: nn.Module, x: Tensor) -> Tensor:
     return J.T @ J / x.shape[0]
 
 
-def critic_curvatures(model: nn.Module, x: Tensor, sigma: float = 1.0, mc_draws: int = 2000,
-                      seed: int = 0) -> dict[str, Tensor]:
-    """The critic's curvature four ways (all (P, P), mean over the batch).
+def sampled_fisher_pass(model: nn.Module, x: Tensor, sigma: float = 1.0, draws: int = 2000,
+                        seed: int = 0) -> Tensor:
+    """Monte-Carlo estimate of the critic's Fisher from ACKTR's sampled Fisher-pass loss, (P, P).
 
-    ``fisher``: ``fisher_matrix(model, x, GaussianValue(σ))``; ``gauss_newton``: ``gauss_newton_matrix`` of
-    ℓ(V, R) = (V − R)²/(2σ²) (its Hessian in V is 1/σ², whatever R); ``jtj``: :func:`dense_jtj` / σ²;
-    ``monte_carlo``: (1/N)·mean over ``mc_draws`` of G Gᵀ, G = ∇θ of the sampled Fisher-pass loss
-    ``GaussNewtonCritic(σ).fisher_loss`` summed over the batch (cross terms between samples have zero mean).
+    (1/N)·mean over ``draws`` of G Gᵀ, G = ∇θ of ``GaussNewtonCritic(σ).fisher_loss`` (v̂ = sg(V + σξ),
+    summed over the batch; the cross terms between samples have zero mean). Unbiased for F = mean JᵀJ/σ².
     """
     critic = GaussNewtonCritic(sigma=sigma)
-    fisher = fisher_matrix(model, x, GaussianValue(sigma))
-    targets = torch.zeros(x.shape[0], 1, dtype=x.dtype)  # the Hessian of the squared loss ignores them
-    gn = gauss_newton_matrix(model, x, lambda out, t: ((out - t) ** 2).sum() / (2 * sigma**2), targets)
-    jtj = dense_jtj(model, x) / sigma**2
+    params = [p for p in model.parameters() if p.requires_grad]
     g = torch.Generator().manual_seed(seed)
-    total = torch.zeros_like(jtj)
-    for _ in range(mc_draws):
+    total = None
+    for _ in range(draws):
+        grad = flatten(torch.autograd.grad(critic.fisher_loss(model(x), generator=g), params))
+        total = torch.outer(grad, grad) if total is None else total + torch.outer(grad, grad)
+    return total / (draws * x.shape[0])
+
+
+def kfac_critic_step(model: nn.Module, states: Tensor, returns: Tensor, sigma: float, damping: float,
+                     delta: float, eta_max: float, value_coef: float = 0.5) -> tuple[Tensor, float, float]:
+    """ACKTR's critic step with ``rlkit.kfac``: returns (the step −ηΔ as one vector, q, η); the model is unchanged.
+
+    As ``rlkit.agents.acktr`` (``damping_mode="eigen"``, the paper's trust-region rule): a Fisher pass,
+    the gradient of c_V·mean (V − R)², ``KFAC.precondition()`` (Δ = F̂⁻¹g in ``.grad``, q = gᵀΔ) and
+    η = min(η_max, sqrt(2δ/q)). One difference, so that the step is deterministic: the Fisher pass takes
+    the expectation over v̂ ~ N(V, σ²) (``update_stats_exact`` with ``GaussNewtonCritic.fisher_sqrt``)
+    where ACKTR samples one v̂ per state. For a critic that is one ``nn.Linear`` layer, F̂ is then F exactly.
+    """
+    kfac = KFAC(model, damping=damping, damping_mode="eigen")
+    try:
+        values = model(states)
+        kfac.update_stats_exact([(values, GaussNewtonCritic(sigma=sigma).fisher_sqrt(values))])
         model.zero_grad(set_to_none=True)
-        critic.fisher_loss(model(x), generator=g).backward()
-        grad = flat_grad(model)
-        total += torch.outer(grad, grad)
-    model.zero_grad(set_to_none=True)
-    return {"fisher": fisher, "gauss_newton": gn, "jtj": jtj, "monte_carlo": total / (mc_draws * x.shape[0])}
+        (value_coef * (values - returns).pow(2).mean()).backward()
+        q = kfac.precondition()
+        eta = effective_step_size(q, delta, eta_max, "paper")
+        step = -eta * flat_grad(model)
+    finally:
+        kfac.remove()
+        model.zero_grad(set_to_none=True)
+    return step, q, eta
 
 
 def _features(x: Tensor, k: int, seed: int) -> Tensor:
@@ -201,9 +213,10 @@ def sigma_scaling(delta: float = 0.5, eta_max: float = 1.0, value_coef: float = 
     """ACKTR's critic step for each σ, with the exact F = mean JᵀJ/σ² on the :func:`regression_batch`.
 
     The gradient g is that of ACKTR's critic loss c_V·mean (V − R)² (it does not depend on σ); Δ = F⁻¹g
-    (damping λ/σ² added to F, λ = ``damping`` as ACKTR's critic_damping on the σ = 1 scale, so Δ ∝ σ² exactly), q = gᵀΔ, η = min(η_max, sqrt(2δ/q)) (paper
-    rule), the step is ηΔ. Returns per σ: ``q``, ``eta``, ``capped``, ``delta_norm`` ‖Δ‖, ``step_norm`` ‖ηΔ‖,
-    ``cosine`` of Δ with the σ = 1 direction, ``predicted_kl`` ½η²q and ``rms_value_change`` of the step.
+    (damping λ/σ² added to F, λ = ``damping`` as ACKTR's critic_damping on the σ = 1 scale, so Δ ∝ σ² exactly),
+    q = gᵀΔ, η = min(η_max, sqrt(2δ/q)) (paper rule), the step is ηΔ. Returns per σ: ``q``, ``eta``,
+    ``capped``, ``delta_norm`` ‖Δ‖, ``step_norm`` ‖ηΔ‖, ``cosine`` of Δ with the σ = 1 direction,
+    ``predicted_kl`` ½η²q and ``rms_value_change`` of the step.
     """
     x, r = regression_batch(seed=seed)
     model = value_net(seed=seed)

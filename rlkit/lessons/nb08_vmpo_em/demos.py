@@ -1,37 +1,26 @@
-r"""Small plain pieces behind notebook 08 (V-MPO's EM) and its two panels in ``rlkit.widgets``.
+"""Small plain pieces behind notebook 08 (V-MPO's EM) and its panels in
+:mod:`rlkit.lessons.nb08_vmpo_em.panels`.
 
-Nothing here is an algorithm of its own: the selection, ψ, L_η and the E-step KL come from
-:func:`rlkit.vmpo.e_step` / :func:`rlkit.vmpo.top_k_mask`; the M-step losses from
+Nothing here is an algorithm of its own: the selection, ψ, the temperature loss and the E-step KL
+come from :func:`rlkit.vmpo.e_step` / :func:`rlkit.vmpo.top_k_mask`; the M-step losses from
 :func:`rlkit.vmpo.policy_loss` and :func:`rlkit.vmpo.kl_constraint_loss`; the KLs from
 :func:`rlkit.vmpo.categorical_kl` and :func:`rlkit.vmpo.decoupled_gaussian_kl`; the duals from
 :class:`rlkit.vmpo.DualVariables`; the rollout from ``rlkit.envs`` / ``rlkit.rollout`` / ``rlkit.agents``.
 This module sets up the small problems the notebook draws, so that the numbers behind its
-pictures are tested (``tests/lessons/test_nb08_demos.py``).
+pictures are tested (``tests/lessons/test_nb08_demos.py``). The temperature is τ (notation.md);
+rlkit's arguments and the paper call it η, and so do the names here that follow rlkit's.
 
-Problems
---------
-* :func:`bandit_batch`: a 5-armed bandit pulled 32 times under the uniform policy π_old;
-  advantages A = r − V with V = Σ_a π_old(a) r̄(a), the exact value (a perfect critic).
-* :func:`cartpole_batch`: one rollout of CartPole-v1 (4 envs × 64 steps, seeded) by an untrained
-  actor-critic (rlkit's ``a2c`` agent's network, the same network V-MPO uses); advantages are the
-  n-step bootstrapped ones (λ = 1, γ = 0.99, V-MPO's classic preset) on the (T, N) grid, with the
-  rollout's ``valid`` mask (False at the reset steps of the NEXT_STEP autoreset).
+* :func:`bandit_batch` (a 5-armed bandit, a perfect critic) and :func:`cartpole_batch` (one seeded
+  CartPole-v1 rollout by an untrained actor-critic, with its ``valid`` mask): the E-step's inputs;
+* :func:`solve_eta`, :func:`temperature_curve`: the temperature's dual, its minimizer τ* found by
+  bisection with rlkit's own KL;
+* :func:`fit_categorical`, :func:`m_step_sweep`: the M-step, a fixed number of Adam steps on
+  L_π + L_α with α learned, over a grid of ε_α;
+* :func:`gaussian_m_step`, :func:`gaussian_em`: the constrained M-step of a one-dimensional
+  Gaussian policy solved exactly, decoupled or with one budget on the whole KL, once or repeated.
 
-The temperature dual (:func:`solve_eta`, :func:`temperature_curve`)
-------------------------------------------------------------------
-L_η(η) = η ε_η + η log mean_{𝒟̃} exp(A/η) is convex in η, with dL_η/dη = ε_η − KL(ψ_η ‖ U_𝒟̃).
-KL(ψ_η ‖ U) falls monotonically from log(k/m) (η → 0, m = number of maximal advantages) to 0
-(η → ∞), so for 0 < ε_η < log(k/m) the minimizer η* is the unique root of ε_η = KL(ψ_η ‖ U),
-found here by bisection in log η with rlkit's own KL. At η* the E-step's KL *is* ε_η.
-
-The M-step (:func:`fit_categorical`, :func:`m_step_sweep`)
-----------------------------------------------------------
-A categorical policy is fitted to ψ by gradient steps on L_π + L_α, with α learned (its own
-Adam, ``DualVariables`` with the paper's α = 5 to start): a fixed number of steps, as an agent does
-per update. Adam's first steps have size ~lr whatever α says, and α needs steps to grow, so a
-fixed budget of steps cannot hold the KL far below what those first steps take (here about 3e-3):
-the grid starts at ε_α = 1e-3, the low end of the paper's range. Without L_α the fit would move all probability to the selected actions
-(KL(π_old ‖ π) → ∞ where π → 0); with it, KL(π_old ‖ π_new) ends near ε_α.
+The derivations are taught in notebook 08; the problems in detail: docs/plumbing.md,
+*rlkit.lessons.nb08_vmpo_em.demos*.
 """
 from __future__ import annotations
 
@@ -69,12 +58,13 @@ __all__ = [
     "eps_alpha_panel_data",
     "gaussian_kl_parts",
     "gaussian_bandit_weights",
-    "fit_gaussian",
+    "gaussian_m_step",
+    "gaussian_em",
 ]
 
 #: the bandit's mean rewards r̄(a), arm 4 the best
 BANDIT_MEANS = (0.0, 0.25, 0.5, 0.75, 1.0)
-#: the η grid of the L_η curves (log-spaced)
+#: the τ grid of the L_τ curves (log-spaced)
 DEFAULT_ETAS = np.logspace(-2.5, 1.5, 121)
 #: the ε_α grid of the M-step sweep; the eps_alpha slider steps on it (10^(-3 + 0.25 j))
 DEFAULT_EPS_ALPHAS = np.logspace(-3, -0.5, 11)
@@ -143,9 +133,9 @@ def selection_summary(batch: EBatch, fraction: float = 0.5) -> dict:
     """The top-k selection 𝒟̃ (``rlkit.vmpo.top_k_mask``) and what it picked.
 
     Returns mask, k, n_valid, n_invalid, invalid_selected (always 0), the smallest selected and the
-    largest unselected valid advantage (the threshold lies between), and ``without_valid``: how
-    many invalid steps a top-k over *all* samples would pick when the invalid advantages are 0
-    (``rlkit.rollout``'s convention), the pitfall of not passing ``valid``.
+    largest unselected valid advantage (the threshold lies between), and ``invalid_if_forgotten``:
+    how many invalid steps a top-k that forgets ``valid`` would pick when the advantages are
+    standardized (as many ports do) and the invalid steps hold 0 (``rlkit.rollout``'s convention).
     """
     adv, valid = batch.advantages, batch.valid
     mask = top_k_mask(adv, fraction, valid)
@@ -159,9 +149,9 @@ def selection_summary(batch: EBatch, fraction: float = 0.5) -> dict:
         "min_selected": float(adv[mask].min()),
         "max_unselected": float(adv[v & ~mask].max()) if bool((v & ~mask).any()) else float("nan"),
     }
-    zero_filled = torch.where(v, adv, torch.zeros_like(adv))
-    wrong = top_k_mask(zero_filled, fraction)
-    out["without_valid"] = int((wrong & ~v).sum())
+    standardized = (adv - adv[v].mean()) / adv[v].std()
+    zero_filled = torch.where(v, standardized, torch.zeros_like(adv))
+    out["invalid_if_forgotten"] = int((top_k_mask(zero_filled, fraction) & ~v).sum())
     return out
 
 
@@ -215,27 +205,27 @@ def eps_eta_panel_data(batch: EBatch, eps_eta: float = 0.1, fraction: float = 0.
                        etas=DEFAULT_ETAS) -> dict:
     """Everything the ε_η panel draws, at one ε_η.
 
-    ``curve``: :func:`temperature_curve` precomputed at any ε_η (L_η is shifted by η·Δε_η here, the
+    ``curve``: :func:`temperature_curve` precomputed at any ε_η (L_τ is shifted by τ·Δε_η here, the
     KL does not depend on ε_η), so a slider move costs one bisection and one E-step.
-    Keys: eps_eta, eta_star, kl_star (= ε_η at an interior optimum), grad_star (dL/dη at η*),
+    Keys: eps_eta, tau_star, kl_star (= ε_η at an interior optimum), grad_star (dL_τ/dτ at τ*),
     loss_star, psi_sorted (descending, the selected samples), max_psi, entropy_psi, log_k, k,
-    etas, loss (L_η at this ε_η), kl (over the grid).
+    taus, loss (L_τ at this ε_η), kl (over the grid).
     """
     if curve is None:
         curve = temperature_curve(batch, eps_eta, etas, fraction)
-    eta_star = solve_eta(batch, eps_eta, fraction)
-    eta_t = torch.tensor(eta_star, dtype=torch.float64, requires_grad=True)
-    step = e_step(batch.advantages, eta_t, eps_eta, fraction, batch.valid)
-    (grad,) = torch.autograd.grad(step.loss, eta_t)
+    tau_star = solve_eta(batch, eps_eta, fraction)
+    tau = torch.tensor(tau_star, dtype=torch.float64, requires_grad=True)
+    step = e_step(batch.advantages, tau, eps_eta, fraction, batch.valid)
+    (grad,) = torch.autograd.grad(step.loss, tau)
     psi = step.weights[step.mask].numpy()
     psi_sorted = np.sort(psi)[::-1]
-    # L_η at this ε_η from the precomputed curve: L = η ε + g(η), g independent of ε_η
+    # L_τ at this ε_η from the precomputed curve: L = τ ε + g(τ), g independent of ε_η
     g = curve["loss"] - curve["etas"] * curve["eps_eta"]
     return {
-        "eps_eta": float(eps_eta), "eta_star": eta_star, "kl_star": float(step.kl), "grad_star": float(grad),
+        "eps_eta": float(eps_eta), "tau_star": tau_star, "kl_star": float(step.kl), "grad_star": float(grad),
         "loss_star": float(step.loss.detach()), "psi_sorted": psi_sorted, "max_psi": float(psi_sorted[0]),
         "entropy_psi": _entropy(psi_sorted), "k": step.num_selected, "log_k": math.log(step.num_selected),
-        "etas": curve["etas"], "loss": curve["etas"] * eps_eta + g, "kl": curve["kl"], "name": batch.name,
+        "taus": curve["etas"], "loss": curve["etas"] * eps_eta + g, "kl": curve["kl"], "name": batch.name,
     }
 
 
@@ -358,42 +348,109 @@ def gaussian_bandit_weights(seed: int = 0, n: int = 64, target: float = 1.5, eps
     return {"actions": actions, "weights": weights, "mle_mean": mean, "mle_std": std, "eta": eta}
 
 
-def fit_gaussian(actions: Tensor, weights: Tensor, *, eps_alpha_mu: float = 0.01, eps_alpha_sigma: float = 1e-4,
-                 coupled_eps: float | None = None, steps: int = 600, lr: float = 0.003, dual_lr: float = 0.2) -> dict:
-    """The Gaussian M-step on one state: fit N(μ, σ²), starting at π_old = N(0, 1), to ψ-weighted actions.
+# --------------------------------------------------------------------------- the Gaussian M-step, exactly
+#
+# One state, one action dimension. In coordinates relative to π_old = N(μ_old, σ_old²),
+# u = (μ − μ_old)/σ_old and v = log(σ/σ_old), with x = (a − μ_old)/σ_old the actions, m = Σψx and
+# s² = Σψ(x − m)²: the weighted log-likelihood is, up to a constant, −v − (s² + (m − u)²)/(2e^{2v}),
+# and the KLs are KL_μ = u²/2, KL_Σ = ½(e^{−2v} − 1 + 2v), KL = KL_Σ + u²/(2e^{2v}).
 
-    Decoupled (``coupled_eps=None``, V-MPO): L_π + L_{α_μ}(KL_μ, ε_α_μ) + L_{α_Σ}(KL_Σ, ε_α_Σ), the parts
-    from ``decoupled_gaussian_kl``, α_μ and α_Σ from ``DualVariables("continuous")`` (1 and 1).
-    Coupled: one constraint on the full KL(π_old ‖ π_θ) (torch.distributions) with budget
-    ``coupled_eps`` and one α (starting at 1). Adam on (μ, log σ) and, separately, on the duals.
-    Returns mean, std, kl_mean, kl_cov, kl_full at the end, and per-step traces of mean and std.
+
+def _kl_cov(v):
+    """KL_Σ of a log-std change v: ½(e^{−2v} − 1 + 2v) (numbers or arrays)."""
+    return 0.5 * (np.expm1(-2.0 * np.asarray(v, dtype=float)) + 2.0 * np.asarray(v, dtype=float))
+
+
+def _cov_interval(eps: float) -> tuple[float, float]:
+    """The log-std changes v with KL_Σ(v) ≤ eps: [v_low, v_high] around 0, by bisection on each side."""
+    def root(inside: float, outside: float) -> float:
+        for _ in range(200):
+            mid = 0.5 * (inside + outside)
+            inside, outside = (mid, outside) if _kl_cov(mid) <= eps else (inside, mid)
+        return inside
+
+    return root(0.0, -20.0), root(0.0, 20.0)
+
+
+def _weighted_log_likelihood(u, v, m: float, s2: float):
+    return -v - (s2 + (m - u) ** 2) / (2.0 * np.exp(2.0 * v))
+
+
+def gaussian_m_step(actions: Tensor, weights: Tensor, old_mean: float = 0.0, old_std: float = 1.0, *,
+                    eps_alpha_mu: float = 0.01, eps_alpha_sigma: float = 1e-4, coupled_eps: float | None = None,
+                    grid: int = 4001) -> dict:
+    """The M-step of a one-dimensional Gaussian policy, solved exactly instead of by gradient steps.
+
+    Maximizes Σ ψ log N(a; μ, σ²) over (μ, σ) subject to, decoupled (``coupled_eps=None``, V-MPO),
+    KL_μ ≤ ε_α_μ and KL_Σ ≤ ε_α_Σ (the parts of KL(π_old ‖ π)); or, coupled, KL(π_old ‖ π) ≤
+    ``coupled_eps`` (one budget on the whole KL). Decoupled, the problem separates: μ moves to the
+    weighted mean, clipped to |u| ≤ √(2 ε_α_μ); σ to the weighted spread around the new mean,
+    clipped to the interval where KL_Σ ≤ ε_α_Σ (the objective is concave in v). Coupled: for each v
+    the best u is the weighted mean clipped to the KL's remaining room, and v is found on a grid of
+    the feasible interval, then refined by ternary search. This is the problem V-MPO's gradient
+    steps on L_π + L_α approximate.
+
+    Returns mean, std, kl_mean, kl_cov, kl_full (rlkit's ``decoupled_gaussian_kl`` and
+    torch.distributions, through :func:`gaussian_kl_parts`), and mle_mean, mle_std (the
+    unconstrained weighted fit).
     """
-    mu = torch.zeros(1, dtype=torch.float64, requires_grad=True)
-    log_std = torch.zeros(1, dtype=torch.float64, requires_grad=True)
-    old_mean, old_std = torch.zeros(1, 1, dtype=torch.float64), torch.ones(1, dtype=torch.float64)
-    duals = DualVariables("continuous", dtype=torch.float64)
-    opt = torch.optim.Adam([mu, log_std], lr=lr)
-    dual_opt = torch.optim.Adam(duals.parameters(), lr=dual_lr)
-    duals.register_projection(dual_opt)
-    means, stds = [], []
-    for _ in range(steps):
-        dist = torch.distributions.Normal(mu, log_std.exp())
-        loss = policy_loss(dist.log_prob(actions), weights)
-        parts = decoupled_gaussian_kl(old_mean, old_std, mu[None], log_std.exp())
-        if coupled_eps is None:
-            loss = loss + kl_constraint_loss(parts.mean, duals.alpha_mu, eps_alpha_mu).total
-            loss = loss + kl_constraint_loss(parts.covariance, duals.alpha_sigma, eps_alpha_sigma).total
-        else:
-            full = torch.distributions.kl_divergence(torch.distributions.Normal(old_mean[0], old_std), dist).sum()
-            loss = loss + kl_constraint_loss(full, duals.alpha_mu, coupled_eps).total
-        opt.zero_grad()
-        dual_opt.zero_grad()
-        loss.backward()
-        opt.step()
-        dual_opt.step()
-        means.append(mu.item())
-        stds.append(log_std.exp().item())
-    mean, std = mu.item(), log_std.exp().item()
-    parts = gaussian_kl_parts(0.0, 1.0, mean, std)
+    a = np.asarray(actions.detach(), dtype=float)
+    w = np.asarray(weights.detach(), dtype=float)
+    x = (a - old_mean) / old_std
+    m = float((w * x).sum())
+    s2 = float((w * (x - m) ** 2).sum())
+    if coupled_eps is None:
+        bound = math.sqrt(2.0 * eps_alpha_mu)
+        u = min(max(m, -bound), bound)
+        low, high = _cov_interval(eps_alpha_sigma)
+        v = min(max(0.5 * math.log(s2 + (m - u) ** 2), low), high)
+    else:
+        low, high = _cov_interval(coupled_eps)
+
+        def best(v):
+            room = np.exp(v) * np.sqrt(np.maximum(2.0 * (coupled_eps - _kl_cov(v)), 0.0))
+            u = np.clip(m, -room, room)
+            return u, _weighted_log_likelihood(u, v, m, s2)
+
+        vs = np.linspace(low, high, grid)
+        j = int(np.argmax(best(vs)[1]))
+        lo, hi = vs[max(j - 1, 0)], vs[min(j + 1, grid - 1)]
+        for _ in range(100):
+            a1, a2 = lo + (hi - lo) / 3, hi - (hi - lo) / 3
+            lo, hi = (a1, hi) if best(a1)[1] < best(a2)[1] else (lo, a2)
+        v = 0.5 * (lo + hi)
+        u = float(best(v)[0])
+    mean, std = old_mean + old_std * u, old_std * math.exp(v)
+    parts = gaussian_kl_parts(old_mean, old_std, mean, std)
     return {"mean": mean, "std": std, "kl_mean": parts["mean"], "kl_cov": parts["covariance"],
-            "kl_full": parts["full"], "mean_trace": np.array(means), "std_trace": np.array(stds)}
+            "kl_full": parts["full"], "mle_mean": old_mean + old_std * m, "mle_std": old_std * math.sqrt(s2)}
+
+
+def gaussian_em(target: float = 0.3, iterations: int = 30, *, n: int = 64, seed: int = 0, eps_eta: float = 0.1,
+                fraction: float = 0.5, eps_alpha_mu: float = 0.01, eps_alpha_sigma: float = 1e-4,
+                coupled_eps: float = 0.0101) -> dict:
+    """V-MPO's EM repeated on the one-dimensional bandit (reward −(a − target)²), from π = N(0, 1).
+
+    Each iteration draws n actions a = μ + σ ξ from the current policy (the same seeded ξ for both
+    variants), weights them with ``e_step`` at τ* (:func:`solve_eta`, ε_η), and takes the exact
+    M-step (:func:`gaussian_m_step`), decoupled (ε_α_μ, ε_α_Σ) and coupled (``coupled_eps``).
+    Returns {"decoupled": {"mean": (iterations + 1,), "std": ...}, "coupled": {...}}, index 0 the start.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    noise = [torch.randn(n, generator=gen, dtype=torch.float64) for _ in range(iterations)]
+    out = {}
+    for name, kwargs in [("decoupled", {"eps_alpha_mu": eps_alpha_mu, "eps_alpha_sigma": eps_alpha_sigma}),
+                         ("coupled", {"coupled_eps": coupled_eps})]:
+        mean, std, means, stds = 0.0, 1.0, [0.0], [1.0]
+        for xi in noise:
+            actions = mean + std * xi
+            rewards = -(actions - target) ** 2
+            batch = EBatch(rewards - rewards.mean(), None, torch.zeros(n, dtype=torch.long), 1,
+                           torch.zeros(n, 1, dtype=torch.float64), "continuous bandit")
+            weights = e_step(batch.advantages, solve_eta(batch, eps_eta, fraction), eps_eta, fraction).weights
+            step = gaussian_m_step(actions, weights, mean, std, **kwargs)
+            mean, std = step["mean"], step["std"]
+            means.append(mean)
+            stds.append(std)
+        out[name] = {"mean": np.array(means), "std": np.array(stds)}
+    return out

@@ -1,62 +1,129 @@
-"""Notebook 08's V-MPO panels: the temperature dual over ε_η and the M-step fit over ε_α.
+"""Notebook 08's figures: the two V-MPO panels (the temperature dual over ε_η, the M-step fit over ε_α)
+and the static pictures of the selection and of the decoupled Gaussian M-step.
+
+The panels redraw on every slider move, so their drawings are kept lean: few artists, major ticks
+only, plain-text tick labels (matplotlib's default log-axis labels go through its math-text parser);
+and after the first drawing a move only updates the artists that change (:class:`RefreshPanel`),
+instead of building the axes and their ticks again.
 """
 from __future__ import annotations
 
 import math
+import time
 from functools import partial
 
 import ipywidgets as widgets
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
 from rlkit.lessons.panels import Panel
+
+
+class RefreshPanel(Panel):
+    """A :class:`~rlkit.lessons.panels.Panel` whose later updates refresh the figure in place.
+
+    ``draw(data, fig)`` draws the first figure; ``refresh(data, fig)`` then updates the artists
+    ``draw`` kept in ``fig.artists_by_name`` (line data, titles, limits) for every later slider move.
+    The picture is the one ``draw`` would make from scratch (``tests/lessons/test_nb08_panels.py``).
+    """
+
+    def __init__(self, compute, draw, refresh, controls, **kwargs):
+        self.refresh = refresh
+        super().__init__(compute, draw, controls, **kwargs)
+
+    def update(self, change=None) -> None:
+        start = time.perf_counter()
+        self.data = self.compute(**self.values)
+        if getattr(self.figure, "artists_by_name", None) is None:
+            self.figure.clear()
+            self.draw(self.data, self.figure)
+        else:
+            self.refresh(self.data, self.figure)
+        self._show(self.png())
+        self.seconds = time.perf_counter() - start
+
+
+def _new_figure(figsize) -> Figure:
+    import matplotlib.pyplot as plt
+
+    return plt.figure(figsize=figsize)
+
+
+def _plain_log_axis(axis) -> None:
+    """Major ticks at powers of ten labelled as plain text ("0.01", "10"), no minor ticks."""
+    axis.set_major_locator(LogLocator(base=10, numticks=6))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_locator(NullLocator())
+
+
+def _eps_eta_titles(data: dict) -> tuple[str, str, str]:
+    return (f"the dual L_τ, ε_η = {data['eps_eta']:.3g}: τ* = {data['tau_star']:.3g}",
+            f"at τ*: KL(ψ ‖ U) = {data['kl_star']:.4f} = ε_η",
+            f"ψ at τ*: max {data['max_psi']:.3f}, uniform 1/k = {1 / data['k']:.3f}")
 
 
 def draw_eps_eta(data: dict, fig: Figure | None = None) -> Figure:
     """Draw :func:`rlkit.lessons.nb08_vmpo_em.demos.eps_eta_panel_data` onto ``fig`` (a new pyplot figure if None).
 
-    Three panels: L_η(η) with its minimizer η*; KL(ψ_η ‖ U) against η with the line ε_η (they
-    cross at η*); ψ at η*, sorted, against the uniform 1/k.
+    Three panels: L_τ(τ) with its minimizer τ*; KL(ψ_τ ‖ U) against τ with the line ε_η (they
+    cross at τ*); ψ at τ*, sorted, against the uniform 1/k. :func:`refresh_eps_eta` updates it.
     """
-    if fig is None:
-        import matplotlib.pyplot as plt
-
-        fig = plt.figure(figsize=(13, 3.8))
+    fig = fig if fig is not None else _new_figure((13, 3.8))
     axes = fig.subplots(1, 3)
-    etas, eta_star, eps = data["etas"], data["eta_star"], data["eps_eta"]
+    taus, tau_star, eps = data["taus"], data["tau_star"], data["eps_eta"]
+    titles = _eps_eta_titles(data)
     ax = axes[0]
-    ax.semilogx(etas, data["loss"], color="C0", lw=2, label="L_η(η) = η ε_η + η log mean exp(A/η)")
-    ax.plot(eta_star, data["loss_star"], "o", color="C3", ms=8, label=f"η* = {eta_star:.3g}")
-    ax.set(xlabel="η (temperature)", ylabel="L_η", title=f"the temperature dual, ε_η = {eps:.3g}")
-    ax.legend(fontsize=8, loc="upper left")
+    (loss,) = ax.plot(taus, data["loss"], color="C0", lw=2)
+    (loss_star,) = ax.plot([tau_star], [data["loss_star"]], "o", color="C3", ms=8)
+    ax.set_xscale("log")
+    ax.set(xlabel="temperature τ", ylabel="L_τ", title=titles[0])
     ax = axes[1]
-    ax.semilogx(etas, data["kl"], color="C2", lw=2, label="KL(ψ_η ‖ uniform on the selection)")
-    ax.axhline(eps, color="k", ls=":", lw=1, label="ε_η")
-    ax.axhline(data["log_k"], color="0.6", ls="--", lw=1, label=f"log k = {data['log_k']:.2f} (η → 0)")
-    ax.plot(eta_star, data["kl_star"], "o", color="C3", ms=8)
-    ax.set(xlabel="η", ylabel="KL (nats)", title=f"at η*: KL = {data['kl_star']:.4f}, dL/dη = {data['grad_star']:.1e}")
+    ax.plot(taus, data["kl"], color="C2", lw=2, label="KL(ψ_τ ‖ uniform)")
+    eps_line = ax.axhline(eps, color="k", ls=":", lw=1, label="ε_η")
+    ax.axhline(data["log_k"], color="0.6", ls="--", lw=1, label="log k")
+    (kl_star,) = ax.plot([tau_star], [data["kl_star"]], "o", color="C3", ms=8)
+    ax.set_xscale("log")
+    ax.set(xlabel="temperature τ", ylabel="KL (nats)", title=titles[1])
     ax.legend(fontsize=8, loc="upper right")
     ax = axes[2]
     psi = data["psi_sorted"]
-    ax.bar(np.arange(1, psi.size + 1), psi, width=1.0, color="C1", lw=0)
-    ax.axhline(1.0 / data["k"], color="k", ls=":", lw=1, label=f"uniform 1/k, k = {data['k']}")
+    stairs = ax.stairs(psi, np.arange(psi.size + 1), fill=True, color="C1")
+    ax.axhline(1.0 / data["k"], color="k", ls=":", lw=1)
     ax.set(xlabel="selected sample (sorted by ψ)", ylabel="ψ", ylim=(0, max(psi[0] * 1.1, 2.0 / data["k"])),
-           title=f"ψ at η*: max {data['max_psi']:.3f}, entropy {data['entropy_psi']:.2f}")
-    ax.legend(fontsize=8)
-    for a in axes:  # major ticks only: log-axis minor ticks cost more to lay out than the rest
-        a.xaxis.set_minor_locator(NullLocator())
-        a.yaxis.set_minor_locator(NullLocator())
-    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.14, top=0.9, wspace=0.28)
+           title=titles[2])
+    for a in axes[:2]:
+        _plain_log_axis(a.xaxis)
+    fig.subplots_adjust(left=0.05, right=0.98, bottom=0.14, top=0.9, wspace=0.25)
+    fig.artists_by_name = {"axes": axes, "loss": loss, "loss_star": loss_star, "eps_line": eps_line,
+                           "kl_star": kl_star, "stairs": stairs}
+    return fig
+
+
+def refresh_eps_eta(data: dict, fig: Figure) -> Figure:
+    """Update a figure drawn by :func:`draw_eps_eta` to new panel data (the same batch, another ε_η)."""
+    art = fig.artists_by_name
+    axes = art["axes"]
+    art["loss"].set_ydata(data["loss"])
+    art["loss_star"].set_data([data["tau_star"]], [data["loss_star"]])
+    axes[0].relim()
+    axes[0].autoscale_view()
+    art["eps_line"].set_ydata([data["eps_eta"]] * 2)
+    art["kl_star"].set_data([data["tau_star"]], [data["kl_star"]])
+    psi = data["psi_sorted"]
+    art["stairs"].set_data(psi, np.arange(psi.size + 1))
+    axes[2].set_ylim(0, max(psi[0] * 1.1, 2.0 / data["k"]))
+    for ax, title in zip(axes, _eps_eta_titles(data)):
+        ax.set_title(title)
     return fig
 
 
 def eps_eta_panel(batch, *, eps_eta: float = 0.1, fraction: float = 0.5, low: float = 1e-3, high: float | None = None) -> Panel:
     """V-MPO's E-step temperature: a log slider ``eps_eta`` over [low, high].
 
-    ``batch`` is an ``rlkit.lessons.nb08_vmpo_em.demos.EBatch``. ``high`` defaults to 0.9 · log k (beyond log k no η
-    reaches the KL). The L_η and KL curves are computed once (``temperature_curve``); a slider move
-    solves for η* (bisection) and runs one E-step: ``rlkit.lessons.nb08_vmpo_em.demos.eps_eta_panel_data``.
+    ``batch`` is an ``rlkit.lessons.nb08_vmpo_em.demos.EBatch``. ``high`` defaults to 0.9 · log k (beyond log k no τ
+    reaches the KL). The L_τ and KL curves are computed once (``temperature_curve``); a slider move
+    solves for τ* (bisection) and runs one E-step: ``rlkit.lessons.nb08_vmpo_em.demos.eps_eta_panel_data``.
     """
     from rlkit.lessons.nb08_vmpo_em.demos import (
         eps_eta_panel_data,
@@ -73,7 +140,11 @@ def eps_eta_panel(batch, *, eps_eta: float = 0.1, fraction: float = 0.5, low: fl
                                           continuous_update=False),
     }
     compute = partial(eps_eta_panel_data, batch, fraction=fraction, curve=curve)
-    return Panel(compute, draw_eps_eta, controls, figsize=(13, 3.8))
+    return RefreshPanel(compute, draw_eps_eta, refresh_eps_eta, controls, figsize=(13, 3.8))
+
+
+def _eps_alpha_titles(data: dict) -> tuple[str, str]:
+    return f"ε_α = {data['eps_alpha']:.3g}: KL = {data['kl']:.3g}", f"the fit (dotted: ε_α); final α = {data['fit']['alpha']:.2f}"
 
 
 def draw_eps_alpha(data: dict, fig: Figure | None = None) -> Figure:
@@ -81,40 +152,53 @@ def draw_eps_alpha(data: dict, fig: Figure | None = None) -> Figure:
 
     Three panels: the fitted KL(π_old ‖ π_new) against ε_α over the precomputed grid (the dotted
     diagonal is KL = ε_α); π_old, the unconstrained target Σψ per action and the fitted π_new; the
-    KL and α during the fit at the chosen ε_α.
+    KL during the fit at the chosen ε_α (the final α in the title). :func:`refresh_eps_alpha` updates it.
     """
-    if fig is None:
-        import matplotlib.pyplot as plt
-
-        fig = plt.figure(figsize=(13, 3.8))
+    fig = fig if fig is not None else _new_figure((13, 3.8))
     axes = fig.subplots(1, 3)
     grid, fit, eps = data["eps_grid"], data["fit"], data["eps_alpha"]
+    titles = _eps_alpha_titles(data)
     ax = axes[0]
-    ax.loglog(grid, grid, ":", color="0.45", lw=1, label="KL = ε_α")
-    ax.loglog(grid, data["kl_grid"], "o-", color="C3", ms=4, lw=1, label="fitted KL(π_old ‖ π_new)")
-    ax.plot(eps, data["kl"], "o", color="C3", ms=9)
-    ax.set(xlabel="ε_α", ylabel="KL after the M-step", title=f"ε_α = {eps:.3g}: KL = {data['kl']:.3g}")
+    ax.plot(grid, grid, ":", color="0.45", lw=1, label="KL = ε_α")
+    ax.plot(grid, data["kl_grid"], "o-", color="C3", ms=4, lw=1, label="fitted KL(π_old ‖ π_new)")
+    (chosen,) = ax.plot([eps], [data["kl"]], "o", color="C3", ms=9)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set(xlabel="ε_α", ylabel="KL after the M-step", title=titles[0])
     ax.legend(fontsize=8, loc="upper left")
     ax = axes[1]
     arms = np.arange(fit["probs_old"].size)
     ax.bar(arms - 0.27, fit["probs_old"], width=0.27, color="0.6", label="π_old")
-    ax.bar(arms, fit["probs_new"], width=0.27, color="C3", label="π_new (fitted)")
+    bars = ax.bar(arms, fit["probs_new"], width=0.27, color="C3", label="π_new (fitted)")
     ax.bar(arms + 0.27, fit["target"], width=0.27, color="C1", label="Σψ per action (no trust region)")
     ax.set(xlabel="action", ylabel="probability", title="the M-step moves π towards ψ, by ε_α")
     ax.legend(fontsize=8, loc="upper left")
     ax = axes[2]
-    steps = np.arange(1, fit["kl_trace"].size + 1)
-    ax.semilogy(steps, np.maximum(fit["kl_trace"], 1e-8), color="C3", label="KL(π_old ‖ π_θ)")
-    ax.axhline(eps, color="k", ls=":", lw=1, label="ε_α")
-    ax.set(xlabel="M-step iteration", ylabel="KL", title=f"the fit; final α = {fit['alpha']:.2f}")
-    twin = ax.twinx()
-    twin.plot(steps, fit["alpha_trace"], color="C0", lw=1, label="α")
-    twin.set_ylabel("α", color="C0")
-    ax.legend(fontsize=8, loc="lower right")
-    for a in (*axes, twin):  # major ticks only: log-axis minor ticks cost more to lay out than the rest
-        a.xaxis.set_minor_locator(NullLocator())
-        a.yaxis.set_minor_locator(NullLocator())
-    fig.subplots_adjust(left=0.06, right=0.95, bottom=0.14, top=0.9, wspace=0.32)
+    (trace,) = ax.plot(np.arange(1, fit["kl_trace"].size + 1), np.maximum(fit["kl_trace"], 1e-8), color="C3")
+    eps_line = ax.axhline(eps, color="k", ls=":", lw=1)
+    ax.set_yscale("log")
+    ax.set(xlabel="M-step iteration", ylabel="KL(π_old ‖ π_θ)", title=titles[1])
+    for axis in (axes[0].xaxis, axes[0].yaxis, axes[2].yaxis):
+        _plain_log_axis(axis)
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.14, top=0.9, wspace=0.3)
+    fig.artists_by_name = {"axes": axes, "chosen": chosen, "bars": bars, "trace": trace, "eps_line": eps_line}
+    return fig
+
+
+def refresh_eps_alpha(data: dict, fig: Figure) -> Figure:
+    """Update a figure drawn by :func:`draw_eps_alpha` to another grid point of the same sweep."""
+    art = fig.artists_by_name
+    axes = art["axes"]
+    art["chosen"].set_data([data["eps_alpha"]], [data["kl"]])
+    for bar, p in zip(art["bars"], data["fit"]["probs_new"]):
+        bar.set_height(p)
+    trace = data["fit"]["kl_trace"]
+    art["trace"].set_data(np.arange(1, trace.size + 1), np.maximum(trace, 1e-8))
+    art["eps_line"].set_ydata([data["eps_alpha"]] * 2)
+    axes[2].relim()
+    axes[2].autoscale_view()
+    axes[0].set_title(_eps_alpha_titles(data)[0])
+    axes[2].set_title(_eps_alpha_titles(data)[1])
     return fig
 
 
@@ -134,4 +218,78 @@ def eps_alpha_panel(sweep: list, *, eps_alpha: float = 0.01) -> Panel:
                                             step=step, description="eps_alpha", readout_format=".3g",
                                             continuous_update=False),
     }
-    return Panel(partial(eps_alpha_panel_data, sweep), draw_eps_alpha, controls, figsize=(13, 3.8))
+    return RefreshPanel(partial(eps_alpha_panel_data, sweep), draw_eps_alpha, refresh_eps_alpha, controls,
+                        figsize=(13, 3.8))
+
+
+# --------------------------------------------------------------------------- static figures
+
+
+def draw_selection(batch, summary: dict, fig: Figure | None = None) -> Figure:
+    """The top-k selection on a (T, N) rollout: advantages over time per env, selected samples as dots,
+    invalid (reset) steps as ×; and the histogram of the valid advantages, selected and not.
+
+    ``summary`` is ``rlkit.lessons.nb08_vmpo_em.demos.selection_summary(batch)``.
+    """
+    fig = fig if fig is not None else _new_figure((13, 3.6))
+    axes = fig.subplots(1, 2)
+    adv, valid, mask = batch.advantages.numpy(), batch.valid.numpy(), summary["mask"].numpy()
+    t = np.arange(adv.shape[0])
+    for env in range(adv.shape[1]):
+        axes[0].plot(t, adv[:, env], color=f"C{env}", lw=1, label=f"env {env}")
+        axes[0].plot(t[mask[:, env]], adv[mask[:, env], env], "o", color=f"C{env}", ms=3)
+        axes[0].plot(t[~valid[:, env]], np.zeros(int((~valid[:, env]).sum())), "x", color="k", ms=7)
+    axes[0].set(xlabel="time step t", ylabel="advantage Â", title="dots: selected; ×: reset steps (Â = NaN, never read)")
+    axes[0].legend(fontsize=8, ncol=4)
+    v, m = adv[valid], mask[valid]
+    axes[1].hist([v[m], v[~m]], bins=30, stacked=True, color=["C3", "0.7"], label=["selected (top half)", "not selected"])
+    axes[1].set(xlabel="advantage Â", ylabel="samples", title=f"k = {summary['k']} of {summary['n_valid']} valid samples")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def draw_decoupling(gb: dict, decoupled: dict, coupled: dict, em: dict, *, eps_alpha_mu: float, eps_alpha_sigma: float,
+                    coupled_eps: float, target: float | None = None, fig: Figure | None = None) -> Figure:
+    """The Gaussian M-step, decoupled against coupled.
+
+    Left, one M-step in the (μ, σ) plane: contours of the weighted log-likelihood Σψ log N(a; μ, σ²)
+    (``gb`` from ``gaussian_bandit_weights``), the decoupled feasible box (KL_μ ≤ ε_α_μ,
+    KL_Σ ≤ ε_α_Σ), the coupled feasible set (KL ≤ ``coupled_eps``), the constrained optima
+    (``decoupled``, ``coupled`` from ``gaussian_m_step``) and the unconstrained fit. Middle and
+    right: μ and σ over repeated EM updates (``em`` from ``gaussian_em``), the best action ``target`` dotted.
+    """
+    from rlkit.lessons.nb08_vmpo_em.demos import _cov_interval
+
+    fig = fig if fig is not None else _new_figure((13, 3.8))
+    axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.25, 1, 1]})
+    ax = axes[0]
+    mus, sigmas = np.linspace(-0.2, 0.3, 201), np.linspace(0.3, 1.2, 181)
+    mu, sigma = np.meshgrid(mus, sigmas)
+    a, w = gb["actions"].numpy(), gb["weights"].numpy()
+    ll = (w[:, None, None] * (-np.log(sigma) - (a[:, None, None] - mu) ** 2 / (2 * sigma**2))).sum(0)
+    ax.contour(mu, sigma, ll, levels=np.linspace(ll.max() - 0.6, ll.max(), 7), colors="0.75", linewidths=0.8, linestyles="solid")
+    v = np.log(sigma)
+    full = 0.5 * (np.expm1(-2 * v) + 2 * v) + 0.5 * mu**2 / sigma**2
+    ax.contour(mu, sigma, full, levels=[coupled_eps], colors="C3", linewidths=1.5, linestyles="solid")
+    bound = math.sqrt(2 * eps_alpha_mu)
+    low, high = (math.exp(x) for x in _cov_interval(eps_alpha_sigma))
+    ax.fill_between([-bound, bound], low, high, color="C0", alpha=0.35, lw=0)
+    ax.plot([gb["mle_mean"]], [gb["mle_std"]], "k*", ms=10, label="unconstrained weighted fit")
+    ax.plot([decoupled["mean"]], [decoupled["std"]], "o", color="C0", ms=8, label="decoupled optimum (blue box)")
+    ax.plot([coupled["mean"]], [coupled["std"]], "o", color="C3", ms=8, label="coupled optimum (red: KL = ε)")
+    ax.plot([0], [1], "s", color="0.3", ms=6, label="π_old")
+    ax.set(xlabel="μ", ylabel="σ", title="one M-step: where each budget lets π go")
+    ax.legend(fontsize=7, loc="center right")
+    for name, color in [("decoupled", "C0"), ("coupled", "C3")]:
+        iterations = np.arange(em[name]["mean"].size)
+        axes[1].plot(iterations, em[name]["mean"], color=color, label=name)
+        axes[2].plot(iterations, em[name]["std"], color=color, label=name)
+    if target is not None:
+        axes[1].axhline(target, color="0.5", ls=":", lw=1, label="best action")
+    axes[1].set(xlabel="update (E-step + M-step)", ylabel="μ", title="the mean, update after update")
+    axes[2].set(xlabel="update (E-step + M-step)", ylabel="σ", title="σ, update after update", ylim=(0, 1.05))
+    for ax in axes[1:]:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
