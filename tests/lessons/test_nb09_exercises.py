@@ -7,7 +7,7 @@ import math
 import pytest
 
 from rlkit.lessons.nb09_vmpo_runs import exercises as ex09
-from test_nb09_demos import categorical_updates, make_run, make_sweep
+from support.vmpo_runs import categorical_updates, make_run, make_sweep
 
 UPDATE = 3  # its row: estep_kl 0.15, num_selected 128; ε_η = 0.1
 GRAD, ENTROPY = 0.1 - 0.15, math.log(128) - 0.15
