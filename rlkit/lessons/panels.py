@@ -17,7 +17,9 @@ from typing import Any, Callable, Mapping
 
 import ipywidgets as widgets
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from PIL import Image
 
 
 class Panel(widgets.VBox):
@@ -77,6 +79,40 @@ class Panel(widgets.VBox):
         """The figure rendered as PNG bytes (what the ``Output`` shows)."""
         buffer = io.BytesIO()
         self.figure.savefig(buffer, format="png")
+        return buffer.getvalue()
+
+
+class BlittedPanel(Panel):
+    """A :class:`Panel` that draws its figure once and then, on a control change, redraws only the
+    artists that depend on the controls over the saved background (matplotlib's blitting), so that a
+    redraw costs a few artists instead of the whole figure. A subclass's ``update`` calls
+    :meth:`draw_static` the first time and :meth:`blit` every time."""
+
+    def draw_static(self, draw: Callable[[], Any]) -> Any:
+        """Clear the figure, call ``draw()`` (which creates the moving artists with ``animated=True``
+        and returns them), render everything else once and keep it as the background."""
+        self.figure.clear()
+        self._canvas = FigureCanvasAgg(self.figure)
+        moving = draw()
+        self._canvas.draw()  # the animated artists are left out of this rendering
+        self._background = self._canvas.copy_from_bbox(self.figure.bbox)
+        return moving
+
+    def blit(self, artists, regions=()) -> None:
+        """Restore the background, draw ``artists`` on it, paste the saved pixel ``regions`` on top
+        and show the result."""
+        self._canvas.restore_region(self._background)
+        for artist in artists:
+            self.figure.draw_artist(artist)  # an invisible artist draws nothing
+        for region in regions:
+            self._canvas.restore_region(region)
+        self._show(self.png())
+
+    def png(self) -> bytes:
+        """The canvas as PNG bytes (what the ``Output`` shows)."""
+        buffer = io.BytesIO()
+        Image.frombuffer("RGBA", self._canvas.get_width_height(), self._canvas.buffer_rgba()).save(
+            buffer, format="png", compress_level=1)
         return buffer.getvalue()
 
 

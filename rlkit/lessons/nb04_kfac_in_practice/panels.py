@@ -7,21 +7,18 @@ matplotlib's Agg canvas): ``panel.seconds`` stays well under a second even on a 
 """
 from __future__ import annotations
 
-import io
 import math
 import time
 from functools import partial
 
 import ipywidgets as widgets
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
-from PIL import Image
 
 from rlkit.kfac import KFAC
 from rlkit.lessons.nb04_kfac_in_practice.demos import damping_panel_data
-from rlkit.lessons.panels import Panel
+from rlkit.lessons.panels import BlittedPanel
 
 #: "1e-3" tick labels: plain text is several times cheaper to lay out than matplotlib's mathtext.
 _POWER = FuncFormatter(lambda value, _: f"1e{round(math.log10(value))}" if value > 0 else "")
@@ -79,21 +76,16 @@ def draw_damping(data: dict, fig: Figure | None = None) -> Figure:
     return fig
 
 
-class DampingPanel(Panel):
-    """:class:`~rlkit.lessons.panels.Panel` that draws the figure once and, on a slider move, redraws only
-    the artists that depend on λ over the saved background."""
+class DampingPanel(BlittedPanel):
+    """:class:`~rlkit.lessons.panels.BlittedPanel` whose moving artists are those that depend on λ."""
 
     _moving: dict | None = None
 
     def update(self, change=None) -> None:
         start = time.perf_counter()
         self.data = data = self.compute(**self.values)
-        if self._moving is None:
-            self.figure.clear()
-            self._canvas = FigureCanvasAgg(self.figure)
-            self._moving = _draw(data, self.figure, animated=True)
-            self._canvas.draw()  # everything that does not depend on λ
-            self._background = self._canvas.copy_from_bbox(self.figure.bbox)
+        if self._moving is None:  # everything that does not depend on λ is drawn once
+            self._moving = self.draw_static(lambda: _draw(data, self.figure, animated=True))
         else:
             moving, spectrum, damping = self._moving, data["spectrum"], data["damping"]
             moving["eigen"].set_ydata(spectrum["eigen"])
@@ -101,18 +93,8 @@ class DampingPanel(Panel):
             moving["level"].set_ydata([damping, damping])
             moving["marker"].set_xdata([damping, damping])
             moving["title"].set_text(_title(data))
-        self._canvas.restore_region(self._background)
-        for artist in self._moving.values():
-            self.figure.draw_artist(artist)
-        self._show(self.png())
+        self.blit(self._moving.values())
         self.seconds = time.perf_counter() - start
-
-    def png(self) -> bytes:
-        """The canvas as PNG bytes (what the ``Output`` shows)."""
-        buffer = io.BytesIO()
-        Image.frombuffer("RGBA", self._canvas.get_width_height(), self._canvas.buffer_rgba()).save(
-            buffer, format="png", compress_level=1)
-        return buffer.getvalue()
 
 
 def damping_panel(kfac: KFAC, sweep: dict, dampings, *, damping: float = 1e-3) -> DampingPanel:

@@ -10,18 +10,15 @@ canvas). The picture is the one :func:`draw_trust_region` makes from scratch
 """
 from __future__ import annotations
 
-import io
 import math
 import time
 from functools import partial
 
 import ipywidgets as widgets
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import NullLocator
-from PIL import Image
 
 from rlkit.lessons.nb05_trust_region.demos import (
     DEFAULT_DELTAS,
@@ -33,7 +30,7 @@ from rlkit.lessons.nb05_trust_region.demos import (
     panel_limits,
     step_size_panel_data,
 )
-from rlkit.lessons.panels import Panel
+from rlkit.lessons.panels import BlittedPanel
 from rlkit.trust_region import CONVENTIONS
 
 
@@ -153,22 +150,17 @@ def draw_trust_region(data: dict, fig: Figure | None = None) -> Figure:
     return fig
 
 
-class TrustRegionPanel(Panel):
-    """:class:`~rlkit.lessons.panels.Panel` that draws the figure once and, on a control change, redraws
-    only the artists that depend on the controls over the saved background, then pastes the legends'
-    pixels (rendered once per convention) on top."""
+class TrustRegionPanel(BlittedPanel):
+    """:class:`~rlkit.lessons.panels.BlittedPanel` whose moving artists are those that depend on the
+    controls; the legends' pixels, rendered once per convention, are pasted on top."""
 
     _moving: dict | None = None
 
     def update(self, change=None) -> None:
         start = time.perf_counter()
         self.data = data = self.compute(**self.values)
-        if self._moving is None:
-            self.figure.clear()
-            self._canvas = FigureCanvasAgg(self.figure)
-            self._moving = _draw(data, self.figure, animated=True)
-            self._canvas.draw()  # everything that does not depend on the controls
-            self._background = self._canvas.copy_from_bbox(self.figure.bbox)
+        if self._moving is None:  # everything that does not depend on the controls is drawn once
+            self._moving = self.draw_static(lambda: _draw(data, self.figure, animated=True))
             self._legend_pixels = {}
             for rule in CONVENTIONS:  # the legends' pixels, rendered once per convention
                 other = CONVENTIONS[1 - CONVENTIONS.index(rule)]
@@ -180,14 +172,8 @@ class TrustRegionPanel(Panel):
         if data["convention"] != self._moving["labelled"]:  # the artists' labels name the convention
             _legends(data, self._moving, animated=True)
             self._moving["labelled"] = data["convention"]
-        self._canvas.restore_region(self._background)
-        for artists in self._moving["order"]:
-            for artist in artists:
-                if artist.get_visible():
-                    self.figure.draw_artist(artist)
-        for pixels in self._legend_pixels[data["convention"]]:
-            self._canvas.restore_region(pixels)
-        self._show(self.png())
+        self.blit([artist for artists in self._moving["order"] for artist in artists],
+                  regions=self._legend_pixels[data["convention"]])
         self.seconds = time.perf_counter() - start
 
     def _rendered(self, legend):
@@ -195,13 +181,6 @@ class TrustRegionPanel(Panel):
         self._canvas.restore_region(self._background)
         self.figure.draw_artist(legend)
         return self._canvas.copy_from_bbox(legend.get_window_extent().padded(1))
-
-    def png(self) -> bytes:
-        """The canvas as PNG bytes (what the ``Output`` shows)."""
-        buffer = io.BytesIO()
-        Image.frombuffer("RGBA", self._canvas.get_width_height(), self._canvas.buffer_rgba()).save(
-            buffer, format="png", compress_level=1)
-        return buffer.getvalue()
 
 
 def trust_region_panel(batch: FixedBatch | None = None, *, delta: float = 0.01, eta_max: float = 0.25,
