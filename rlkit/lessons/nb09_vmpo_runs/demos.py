@@ -30,6 +30,7 @@ import numpy as np
 from rlkit.experiments.plots import smoothed_returns
 from rlkit.experiments.report import run_final_return as final_return  # noqa: F401 - the notebook reads them from here
 from rlkit.experiments.report import run_steps_to_threshold as steps_to_threshold  # noqa: F401
+from rlkit.experiments.results import benchmark_rows, median_to_threshold
 from rlkit.experiments.runs import (
     UPDATES_FILE,
     read_config,
@@ -368,23 +369,20 @@ def draw_sweep_heatmaps(sweep, threshold: float | None = None, fig=None):
 # ----------------------------------------------------------------------------- committed data
 
 
-def benchmark_steps(path: str | os.PathLike | None = None) -> dict[tuple[str, str], dict]:
+def benchmark_steps(data_dir: str | os.PathLike | None = None) -> dict[tuple[str, str], dict]:
     """``data/benchmarks/sample_efficiency_vmpo.csv`` per (env, algorithm): ``seeds``, ``steps`` (env steps
-    to threshold per seed, ``inf`` where the budget ran out first), ``median``, ``reached`` (seeds that
-    did), ``threshold``, ``budget``."""
-    if path is None:
-        from rlkit.experiments.data import data_dir
-
-        path = data_dir() / "benchmarks" / "sample_efficiency_vmpo.csv"
-    _, rows = read_csv(path)
+    to threshold per seed, ``inf`` where the budget ran out first), ``median`` (the rule of
+    :func:`rlkit.experiments.results.median_to_threshold`), ``reached`` (seeds that did), ``threshold``,
+    ``budget``."""
+    rows = benchmark_rows("sample_efficiency_vmpo", data_dir)
     out: dict[tuple[str, str], dict] = {}
     for r in rows:
-        entry = out.setdefault((r["env"], r["algorithm"]), {"seeds": [], "steps": [],
-                                                            "threshold": float(r["threshold"]), "budget": int(r["budget"])})
+        entry = out.setdefault((r["env"], r["algorithm"]), {"seeds": [], "steps": [], "threshold": r["threshold"],
+                                                            "budget": int(r["budget"])})
         entry["seeds"].append(int(r["seed"]))
-        entry["steps"].append(float(r["env_steps_to_threshold"]) if r["status"] == "reached" else math.inf)
-    for entry in out.values():
-        entry["median"] = float(np.median(entry["steps"]))
+        entry["steps"].append(r["env_steps_to_threshold"] if r["status"] == "reached" else math.inf)
+    for (env, algorithm), entry in out.items():
+        entry["median"] = median_to_threshold(rows, env, algorithm, "env_steps_to_threshold")
         entry["reached"] = sum(math.isfinite(s) for s in entry["steps"])
     return out
 
