@@ -12,12 +12,19 @@ Conventions (docs/design.md; derivations in docs/derivations.md):
 * The Fisher is a batch mean: the Fisher loss is a SUM of per-sample negative
   log-likelihoods (or a mean with ``loss_reduction="mean"``); A and S are batch means.
 * Convolutions (KFC): A is a mean over the output locations, S a sum over them.
-* Damping λ: ``"factored"`` (A + κ√λ I) ⊗ (S + √λ/κ I), or ``"eigen"`` S ⊗ A + λI.
+* Damping λ: ``"factored"`` (A + κ√λ I) ⊗ (S + √λ/κ I), or ``"eigen"`` S ⊗ A + λI
+  (what λ means in each mode and where to start: :class:`KFAC`'s docstring).
+
+Beyond ``.grad``: :meth:`KFAC.apply_inverse` (F̃⁻¹g of a dict or list of gradients, e.g. a
+``torch.func.grad`` result), :meth:`KFAC.matvec` (F̃v), :meth:`KFAC.linear_operator` (F̃ or
+F̃⁻¹ on flat vectors), :meth:`KFAC.accumulate` (one statistic over several micro-batches).
+Fisher losses for any model: :mod:`rlkit.kfac.losses`.
 
 Modules: :mod:`~rlkit.kfac.core` (the KFAC class), :mod:`~rlkit.kfac.blocks` (one block per
 layer type), :mod:`~rlkit.kfac.capture` and :mod:`~rlkit.kfac.statistics` (Fisher passes),
 :mod:`~rlkit.kfac.damping` (damping and inverses), :mod:`~rlkit.kfac.precondition`,
-:mod:`~rlkit.kfac.state` (save and resume), :mod:`~rlkit.kfac.options`.
+:mod:`~rlkit.kfac.state` (save and resume), :mod:`~rlkit.kfac.options`,
+:mod:`~rlkit.kfac.losses` (sampled-output Fisher losses).
 
 References: Martens & Grosse, "Optimizing neural networks with Kronecker-factored approximate
 curvature", ICML 2015; Grosse & Martens, "A Kronecker-factored approximate Fisher matrix for
@@ -25,9 +32,22 @@ convolution layers", ICML 2016; Wu et al., "Scalable trust-region method for dee
 learning using Kronecker-factored approximation" (ACKTR), NeurIPS 2017.
 """
 
-from .blocks import KFACConv2d, KFACLayer, KFACLinear
+from . import losses
+from .blocks import Eigendecomposition, KFACConv2d, KFACLayer, KFACLinear
 from .capture import subsample_rows
 from .core import KFAC
+from .losses import categorical_fisher_loss, gaussian_fisher_loss, joint_fisher_loss, value_fisher_loss
 from .options import DAMPING_MODES, INVERSE_METHODS, LOSS_REDUCTIONS, UNCOVERED_POLICIES, FisherDiagonal
+from .precondition import KFACOperator
 
-__all__ = ["KFAC", "KFACLayer"]
+__all__ = [
+    "KFAC",
+    "KFACLayer",
+    "KFACOperator",
+    "Eigendecomposition",
+    "losses",
+    "categorical_fisher_loss",
+    "gaussian_fisher_loss",
+    "joint_fisher_loss",
+    "value_fisher_loss",
+]

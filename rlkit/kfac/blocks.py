@@ -11,7 +11,7 @@ locations: A averages over them, S sums over them). Derivations: docs/derivation
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 import torch.nn as nn
@@ -22,6 +22,20 @@ from .damping import UNDAMPED, damping_shifts
 
 if TYPE_CHECKING:  # pragma: no cover
     from .core import KFAC
+
+
+class Eigendecomposition(NamedTuple):
+    """The eigendecompositions of a block's two factors, in ``torch.linalg.eigh``'s order
+    (eigenvalues, then eigenvectors), A's first: A = Q_A diag(evals_A) Q_Aᵀ, S likewise.
+
+    Both :meth:`KFACLayer.eigendecomposition` and :attr:`KFACLayer.eigen` return one; unpack it
+    as ``evals_A, Q_A, evals_S, Q_S = ...`` or read the fields by name.
+    """
+
+    evals_A: Tensor
+    Q_A: Tensor
+    evals_S: Tensor
+    Q_S: Tensor
 
 
 def _gram(cols: Tensor, alpha: float) -> Tensor:
@@ -39,9 +53,13 @@ class KFACLayer:
       d_in = fan-in (+1 if the layer has a trainable bias) and d_out = C_out
       (conv: S carries the factor T of the output locations; docs/derivations.md).
     * ``A_inv``, ``S_inv``: the damped inverses used by ``damping_mode="factored"``.
-    * ``eigen``: ``(Q_A, λ_A, Q_S, λ_S)`` in ``damping_mode="eigen"``.
+    * ``eigen``: the :class:`Eigendecomposition` ``(evals_A, Q_A, evals_S, Q_S)`` of the factors
+      the last inverse used, in ``damping_mode="eigen"``.
     * ``pi``: the κ correction of the last factored-damping inverse.
     * ``num_updates``: how many Fisher passes have reached this layer.
+    * ``modules``, ``module_names``: the modules whose calls feed this block: one, or several
+      that share the same weight (and bias) tensors (tied weights: one block whose statistics
+      sum over every use, as for a module called several times).
     """
 
     kind = ""  # "linear" or "conv2d", set by the subclass
@@ -51,6 +69,9 @@ class KFACLayer:
         self.active = True  # False once KFAC.remove() was called
         self.name = name
         self.module = module
+        self.modules: list[nn.Module] = [module]
+        self.module_names: list[str] = [name]
+        self.forward_calls = 0  # calls of any of the modules seen by the forward hook
         self.weight: Tensor = module.weight
         b = module.bias
         self.bias: Tensor | None = b if (b is not None and b.requires_grad) else None
@@ -63,7 +84,7 @@ class KFACLayer:
         self.S: Tensor | None = None
         self.A_inv: Tensor | None = None
         self.S_inv: Tensor | None = None
-        self.eigen: tuple[Tensor, Tensor, Tensor, Tensor] | None = None
+        self.eigen: Eigendecomposition | None = None
         self.pi: float | None = None
         self.num_updates = 0
         self._weight_sum = 0.0  # Σ_j β^{k-j}: the bias-correction denominator
@@ -72,7 +93,9 @@ class KFACLayer:
         self._edge = None  # (weakref to the latest capture, GradientEdge of its output)
 
     def __repr__(self) -> str:
-        return f"KFACLayer({self.name!r}, {self.kind}, A: {self.d_in}x{self.d_in}, S: {self.d_out}x{self.d_out})"
+        tied = f", tied with {self.module_names[1:]}" if len(self.module_names) > 1 else ""
+        return (f"KFACLayer({self.name!r}, {self.kind}, A: {self.d_in}x{self.d_in}, "
+                f"S: {self.d_out}x{self.d_out}{tied})")
 
     @property
     def parameters(self) -> list[Tensor]:
@@ -114,10 +137,14 @@ class KFACLayer:
 
     # ---- gradients ----------------------------------------------------------------
 
-    def _grad_matrix(self) -> Tensor | None:
-        """[∇W | ∇b] as a (d_out, d_in) matrix (row-major in W), or None if no gradient."""
-        gw = self.weight.grad
-        gb = self.bias.grad if self.bias is not None else None
+    def _grad_matrix(self, gw: Tensor | None = None, gb: Tensor | None = None,
+                     from_grad: bool = True) -> Tensor | None:
+        """[∇W | ∇b] as a (d_out, d_in) matrix (row-major in W), or None if no gradient.
+
+        Reads ``.grad`` unless ``from_grad`` is False (then ``gw``, ``gb`` are the gradients)."""
+        if from_grad:
+            gw = self.weight.grad
+            gb = self.bias.grad if self.bias is not None else None
         if gw is None and gb is None:
             return None
         if gw is not None:
@@ -128,6 +155,18 @@ class KFACLayer:
             Gb = gb.reshape(self.d_out, 1) if gb is not None else Gw.new_zeros(self.d_out, 1)
             Gw = torch.cat([Gw, Gb.to(Gw.dtype)], dim=1)
         return Gw.to(self.dtype)
+
+    def _split(self, P: Tensor) -> tuple[Tensor, Tensor | None]:
+        """A (d_out, d_in) matrix back into (weight-shaped, bias-shaped or None) tensors."""
+        pw = P[:, : self.fan_in].reshape(self.weight.shape)
+        if pw.dtype != self.weight.dtype:
+            pw = pw.to(self.weight.dtype)
+        if self.bias is None:
+            return pw, None
+        pb = P[:, self.fan_in]
+        if pb.dtype != self.bias.dtype:
+            pb = pb.to(self.bias.dtype)
+        return pw, pb
 
     def _write_grad(self, P: Tensor) -> None:
         pw = P[:, : self.fan_in].reshape(self.weight.shape)
@@ -144,16 +183,17 @@ class KFACLayer:
 
     # ---- views for notebooks ------------------------------------------------------------
 
-    def eigendecomposition(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """(λ_A, Q_A, λ_S, Q_S) of the current (undamped) factors, eigenvalues ascending.
+    def eigendecomposition(self) -> Eigendecomposition:
+        """``(evals_A, Q_A, evals_S, Q_S)`` of the current (undamped) factors, eigenvalues ascending.
 
-        Computed on demand (the eigen damping mode keeps its own copy in ``eigen``).
+        Computed on demand; the eigen damping mode keeps the one of its last inverse in
+        :attr:`eigen`, in the same order.
         """
         if self.A is None:
             raise RuntimeError(f"layer {self.name!r} has no statistics yet")
         eA, QA = torch.linalg.eigh(self.A)
         eS, QS = torch.linalg.eigh(self.S)
-        return eA, QA, eS, QS
+        return Eigendecomposition(eA, QA, eS, QS)
 
     def _param_order(self) -> Tensor:
         """Permutation from the (i, j) row-major index of [W | b] to [W.reshape(-1), b]."""

@@ -48,19 +48,36 @@ class _Capture:
         return None
 
 
+def _compiling() -> bool:
+    is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+    return bool(is_compiling is not None and is_compiling())
+
+
 def make_forward_hook(layer: "KFACLayer", captures: "weakref.WeakSet[_Capture]"):
-    """The forward hook of ``layer``: notes a :class:`_Capture` of every call with gradients."""
+    """The forward hook of ``layer``: notes a :class:`_Capture` of every call with gradients.
+
+    Calls the hooks cannot turn into statistics are remembered on the owner, so that the
+    errors of a Fisher pass or of :meth:`~rlkit.kfac.KFAC.precondition` can name them: a
+    forward traced by ``torch.compile`` or run inside a ``torch.func`` transform (``vmap``,
+    ``grad``, ...), and a call whose weight is not the layer's own tensor
+    (``torch.func.functional_call`` with other parameters).
+    """
 
     def hook(module, inputs, output):
-        if (
-            not layer.active
-            or not torch.is_grad_enabled()
-            or not isinstance(output, Tensor)
-            or not output.requires_grad
-            or not inputs
-            or _functorch_active()
-        ):
+        layer.forward_calls += 1
+        if not layer.active or not torch.is_grad_enabled():
             return None
+        owner = layer.owner
+        if _compiling():
+            owner._unseen_forward = ("torch.compile", layer.name)
+            return None
+        if _functorch_active():
+            owner._unseen_forward = ("a torch.func transform (vmap, grad, jacrev, ...)", layer.name)
+            return None
+        if not isinstance(output, Tensor) or not output.requires_grad or not inputs:
+            return None
+        if module.weight is not layer.weight:
+            owner._foreign_forward = layer.name
         cap = _Capture(layer, inputs[0])
         output.register_hook(cap)
         captures.add(cap)
@@ -101,6 +118,7 @@ class _Pass:
         self.A: dict[KFACLayer, Tensor] = {}
         self.S: dict[KFACLayer, Tensor] = {}
         self.calls: dict[KFACLayer, int] = {}
+        self.samples: dict[KFACLayer, int] = {}  # samples of the layer's first call in this pass
         # per capture: (the selected samples, or None for all; the call's batch size N; how many selected)
         self.batch: dict[_Capture, tuple[slice | None, int, int]] = {}
 
@@ -121,6 +139,7 @@ class _Pass:
                     )
                 cap.pass_id = self.id
                 rows, n, selected = self.batch[cap] = self._select(layer, cap.a)
+                self.samples.setdefault(layer, selected)
                 A = layer._input_stat(cap.a if rows is None else cap.a[rows])
                 self.A[layer] = self.A[layer] + A if layer in self.A else A
                 self.calls[layer] = self.calls.get(layer, 0) + 1

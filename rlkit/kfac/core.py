@@ -36,21 +36,113 @@ from .state import SavedState
 from .statistics import FisherPasses
 
 
+def _bias(module: nn.Module) -> Tensor | None:
+    b = module.bias
+    return b if (b is not None and b.requires_grad) else None
+
+
+def _geometry(module: nn.Module) -> tuple:
+    if isinstance(module, nn.Conv2d):
+        return (type(module), module.kernel_size, module.stride, module.padding, module.dilation,
+                module.padding_mode)
+    return (type(module),)
+
+
+def _check_tied(layer: KFACLayer, name: str, module: nn.Module) -> None:
+    """``module`` shares ``layer``'s weight: one block if it shares the bias too and applies the
+    weight the same way; otherwise a ValueError naming both."""
+    first = layer.module
+    why = None
+    if _bias(module) is not layer.bias:
+        why = "their biases are different tensors (or one has none): tie the bias too, or untie the weight"
+    elif not isinstance(module, (nn.Linear, nn.Conv2d)) or _geometry(module) != _geometry(first):
+        why = ("they apply it differently (module type, kernel, stride, padding or dilation differ); "
+               "K-FAC's block assumes one use pattern")
+    if why is not None:
+        raise ValueError(
+            f"KFAC: {name!r} ({type(module).__name__}) and {layer.name!r} ({type(first).__name__}) share the "
+            f"weight tensor but cannot form one K-FAC block: {why}. Alternatively pass exclude=[...] with "
+            "both modules (their parameters are then uncovered)."
+        )
+
+
+def _check_shared_parameters(model: nn.Module, layers: Iterable[KFACLayer]) -> None:
+    """Refuse a covered parameter that another module also owns (e.g. an Embedding tied to an
+    output head): its uses there are invisible to the hooks, the block would be wrong."""
+    covered: dict[int, tuple[KFACLayer, str]] = {}
+    members: dict[int, set[int]] = {}
+    for layer in layers:
+        members[id(layer)] = {id(m) for m in layer.modules}
+        for p, what in ((layer.weight, "weight"), (layer.bias, "bias")):
+            if p is not None:
+                covered[id(p)] = (layer, what)
+    if not covered:
+        return
+    for mname, module in model.named_modules(remove_duplicate=False):
+        for pname, p in module._parameters.items():
+            if p is None or id(p) not in covered:
+                continue
+            layer, what = covered[id(p)]
+            if id(module) in members[id(layer)] and pname == what:
+                continue
+            full = f"{mname}.{pname}" if mname else pname
+            raise ValueError(
+                f"KFAC: parameter {full!r} of {type(module).__name__} {mname!r} is the same tensor as the "
+                f"{what} of covered layer {layer.name!r} (tied weights); K-FAC cannot see the "
+                f"{type(module).__name__}'s use of it, so the block of {layer.name!r} would precondition "
+                f"it with that layer's factors only. Untie them, or pass exclude=[model.get_submodule({layer.name!r})] "
+                "(the shared tensor then follows the uncovered policy or exact_diagonal_blocks)."
+            )
+
+
 class KFAC(FisherPasses, Preconditioning, SavedState):
     r"""K-FAC preconditioner for the ``nn.Linear`` and ``nn.Conv2d`` layers of ``model``.
 
-    Typical ACKTR update (one forward shared by the Fisher pass and the loss)::
+    Beside any ``torch.optim`` optimizer (a classifier; one forward shared by the Fisher pass
+    and the loss)::
+
+        import torch
+        import torch.nn.functional as F
+        from rlkit.kfac import KFAC
+        from rlkit.kfac.losses import categorical_fisher_loss
 
         kfac = KFAC(model, damping=1e-2, stats_decay=0.95, inverse_every=10)
-        logits, value = model(obs)
-        if kfac.stats_due:
-            kfac.update_stats(joint_fisher_loss(categorical_fisher_loss(logits),
-                                                value_fisher_loss(value)))
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        logits = model(x)
+        if kfac.stats_due:                   # Fisher pass: outputs SAMPLED from the model
+            kfac.update_stats(categorical_fisher_loss(logits))
         optimizer.zero_grad()
-        loss.backward()
-        quad = kfac.precondition()          # .grad <- F̂⁻¹ g; quad = gᵀ F̂⁻¹ g
-        eta = min(eta_max, (2 * delta / quad) ** 0.5)
-        ...                                  # scale the step by eta, optimizer.step()
+        F.cross_entropy(logits, y).backward()
+        quad = kfac.precondition()           # .grad <- F̃⁻¹ g; quad = gᵀ F̃⁻¹ g
+        optimizer.step()                     # trust region: lr = effective_step_size(quad, δ, η_max)
+                                             # (rlkit.trust_region)
+
+    ACKTR's Fisher pass samples both heads:
+    ``kfac.update_stats(joint_fisher_loss(categorical_fisher_loss(logits), value_fisher_loss(value)))``.
+
+    The Fisher loss is a SUM over the batch of −log p(ŷ_n | x_n); a loss built with
+    ``.mean()`` or ``reduction="mean"`` needs ``loss_reduction="mean"`` (else refused). Gradients
+    outside ``.grad`` (``torch.func``): :meth:`apply_inverse`; micro-batches: :meth:`accumulate`.
+
+    Damping (λ = ``damping``), the same number meaning different things in the two modes:
+
+    * ``"eigen"``: F̃ = S ⊗ A + λI exactly: λ is added to every eigenvalue λ_S,i·λ_A,j of the
+      block, as to F + λI, so it is absolute, in the Fisher's units: directions with curvature
+      well below λ move like gradient steps of size 1/λ, those well above like natural-gradient
+      steps. Compare it with the products of :meth:`KFACLayer.eigendecomposition`'s eigenvalues;
+      the kit's ACKTR presets (:mod:`rlkit.agents.acktr`) use λ = 1e-2 in this mode.
+    * ``"factored"`` (default): F̃ = (A + κ√λ I) ⊗ (S + √λ/κ I): each factor gets a share of
+      √λ, split by κ = sqrt((tr A/dim A)/(tr S/dim S)); the block's eigenvalues become
+      λ_S,i·λ_A,j + λ + √λ(κ λ_S,i + λ_A,j/κ), so at the same λ it always damps MORE than the
+      eigen mode (by more the larger the factors). Start near 1e-2; raise λ if steps blow up,
+      lower it if training is no faster than plain SGD. Changing ``damping`` marks the
+      inverses stale.
+
+    For researchers' models: weights tied between covered modules (same weight and bias
+    tensors, same layer geometry) form one block whose statistics sum over every use; a covered
+    parameter also owned by another module (an Embedding tied to a head) and a Linear that is
+    never called as a module (``nn.MultiheadAttention.out_proj``) are refused by name;
+    forwards under ``torch.compile`` or ``vmap`` (invisible to the hooks) are named in the errors.
 
     Args:
         model: any module; its Linear/Conv2d layers (weight requiring grad, groups=1)
@@ -78,7 +170,8 @@ class KFAC(FisherPasses, Preconditioning, SavedState):
             that :attr:`timings` are device times on CUDA (slower).
 
     Attributes:
-        layers: ``{module name: KFACLayer}`` — factors ``A``, ``S``, inverses, dense views.
+        layers: ``{module name: KFACLayer}`` — factors ``A``, ``S``, inverses, dense views
+            (tied modules: one entry, under the first name; ``KFACLayer.module_names`` has all).
         uncovered_parameters: ``{name: parameter}`` not owned by a layer nor declared.
         unsupported_layers: ``{module name: reason}`` (e.g. grouped convolutions).
         exact_blocks: the declared ``(name, parameter, fisher_diagonal)``.
@@ -126,10 +219,21 @@ class KFAC(FisherPasses, Preconditioning, SavedState):
         self.model = model
         self._pass: _Pass | None = None
         self._captures: "weakref.WeakSet[_Capture]" = weakref.WeakSet()
+        self._unseen_forward: tuple[str, str] | None = None  # (what hid a forward, layer name)
+        self._foreign_forward: str | None = None  # a layer called with another weight tensor
+        self._accumulator = None  # {layer: [Σ n A, Σ n S, Σ n]} inside accumulate()
         excluded = {id(m) for m in exclude}
         self.layers: dict[str, KFACLayer] = {}
         self.unsupported_layers: dict[str, str] = {}
         self._handles = []
+        functional = {}  # id(module) -> why it is never called as a module
+        for name, module in model.named_modules():
+            if isinstance(module, nn.MultiheadAttention):
+                functional[id(module.out_proj)] = (
+                    f"the out_proj of nn.MultiheadAttention {name!r}: applied by "
+                    "F.multi_head_attention_forward, never called as a module, so K-FAC cannot see its input"
+                )
+        by_weight: dict[int, KFACLayer] = {}
         for name, module in model.named_modules():
             if not isinstance(module, (nn.Linear, nn.Conv2d)) or id(module) in excluded:
                 continue
@@ -138,8 +242,19 @@ class KFAC(FisherPasses, Preconditioning, SavedState):
             if isinstance(module, nn.Conv2d) and module.groups != 1:
                 self.unsupported_layers[name] = "grouped convolution (groups != 1)"
                 continue
+            if id(module) in functional:
+                self.unsupported_layers[name] = functional[id(module)]
+                continue
+            tied = by_weight.get(id(module.weight))
+            if tied is not None:
+                _check_tied(tied, name, module)
+                tied.modules.append(module)
+                tied.module_names.append(name)
+                continue
             layer = make_layer(self, name, module)
             self.layers[name] = layer
+            by_weight[id(module.weight)] = layer
+        _check_shared_parameters(model, self.layers.values())
         self._register_hooks()
 
         owned = {id(p) for layer in self.layers.values() for p in layer.parameters}

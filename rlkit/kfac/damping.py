@@ -128,7 +128,8 @@ def factored_inverses(
 def eigen_inverse(
     A: Tensor, S: Tensor, shifts: Damping, floor: float | None, name: str
 ) -> tuple[tuple[Tensor, Tensor, Tensor, Tensor], Tensor]:
-    """The eigenbases ``(Q_A, λ_A, Q_S, λ_S)`` and 1 / (λ_S λ_Aᵀ + shift_kron), floored.
+    """The eigendecompositions ``(λ_A, Q_A, λ_S, Q_S)`` (eigh's order) and
+    1 / (λ_S λ_Aᵀ + shift_kron), floored.
 
     The floor is ``floor``·max (default dim·eps of the dtype, dim = the larger factor's).
     """
@@ -139,4 +140,4 @@ def eigen_inverse(
         floor = max(A.shape[0], S.shape[0]) * torch.finfo(denom.dtype).eps
     denom = denom.clamp_min(_floor_value(denom, floor, 1))
     dt = A.dtype
-    return (QA.to(dt), eA.to(dt), QS.to(dt), eS.to(dt)), denom.reciprocal().to(dt)
+    return (eA.to(dt), QA.to(dt), eS.to(dt), QS.to(dt)), denom.reciprocal().to(dt)

@@ -33,8 +33,8 @@ class FisherPasses:
     # ---- capture ---------------------------------------------------------------------
 
     def _register_hooks(self) -> None:
-        self._handles = [layer.module.register_forward_hook(make_forward_hook(layer, self._captures))
-                         for layer in self.layers.values()]
+        self._handles = [module.register_forward_hook(make_forward_hook(layer, self._captures))
+                         for layer in self.layers.values() for module in layer.modules]
 
     @contextmanager
     def paused(self) -> Iterator[None]:
@@ -96,6 +96,8 @@ class FisherPasses:
         :meth:`update_stats`, which does not touch ``.grad`` and is cheaper).
         ``presampled``: the forward was already run on :meth:`stats_rows` only; every
         sample it saw enters the statistics (the subsample's offset still advances).
+        The loss is not visible here, so its reduction cannot be checked as :meth:`update_stats`
+        does: a mean-reduced loss needs ``loss_reduction="mean"``.
         """
         _check_choice("loss_reduction", loss_reduction, LOSS_REDUCTIONS)
         if self._pass is not None:
@@ -143,8 +145,18 @@ class FisherPasses:
             raise RuntimeError(
                 "KFAC: no forward pass of a covered layer with gradients enabled is alive; run the "
                 "forward (not under torch.no_grad) after creating KFAC and before the Fisher pass"
+                + self._unseen_note()
             )
         return inputs
+
+    def _unseen_note(self) -> str:
+        """The part of an error message that names a forward the hooks could not see."""
+        if self._unseen_forward is None:
+            return ""
+        what, name = self._unseen_forward
+        return (f". A forward of layer {name!r} ran under {what}: K-FAC's hooks cannot capture "
+                "inside it. Run the Fisher pass's forward eagerly (the uncompiled model, outside "
+                "the transform); the loss's own forward may stay compiled")
 
     def update_stats(
         self,
@@ -168,6 +180,15 @@ class FisherPasses:
             return False
         if not isinstance(fisher_loss, Tensor) or fisher_loss.numel() != 1:
             raise ValueError("fisher_loss must be a scalar tensor (a sum of per-sample negative log-likelihoods)")
+        _check_choice("loss_reduction", loss_reduction, LOSS_REDUCTIONS)
+        if loss_reduction == "sum":
+            mean = _batch_mean_in(fisher_loss)
+            if mean is not None:
+                raise ValueError(
+                    f"KFAC.update_stats: the Fisher loss is a mean ({mean}) but loss_reduction='sum': "
+                    "S would be N² too small. Pass loss_reduction='mean', or build the loss with "
+                    "reduction='sum' (a sum of per-sample negative log-likelihoods)"
+                )
         inputs = self._grad_inputs()
         with self.fisher_pass(loss_reduction=loss_reduction, force=True, presampled=presampled):
             torch.autograd.grad(fisher_loss, inputs, retain_graph=retain_graph, allow_unused=True)
@@ -204,11 +225,36 @@ class FisherPasses:
                 torch.autograd.grad(z, inputs, grad_outputs=col, retain_graph=keep, allow_unused=True)
         return True
 
+    @contextmanager
+    def accumulate(self) -> Iterator[None]:
+        """Context in which several Fisher passes (micro-batches) make ONE statistic.
+
+        Each :meth:`update_stats` (or :meth:`fisher_pass`) inside the context adds its
+        micro-batch; on exit their sample-weighted mean enters the running averages as a
+        single update, equal to the statistic of the concatenated batch (with
+        ``stats_subsample`` = 1). Outside the context k calls give k running-average
+        updates; k forwards summed into ONE Fisher loss count as weight sharing instead
+        (A averaged over the calls, S summed), as for a module applied several times.
+        """
+        if self._accumulator is not None:
+            raise RuntimeError("KFAC: accumulate() cannot be nested")
+        if self._pass is not None:
+            raise RuntimeError("KFAC: accumulate() cannot start inside a Fisher pass")
+        self._accumulator = {}
+        try:
+            yield
+            acc, self._accumulator = self._accumulator, None
+            if acc:
+                batch = {layer: (A / n, S / n) for layer, (A, S, n) in acc.items()}
+                self._commit(batch)
+        finally:
+            self._accumulator = None
+
     def _finish_pass(self, p: _Pass) -> None:
         if not p.S:
             raise RuntimeError(
                 "KFAC: the Fisher loss reached none of the covered layers (was the forward run under "
-                "torch.no_grad, or before KFAC was created?)"
+                "torch.no_grad, or before KFAC was created?)" + self._unseen_note()
             )
         batch = {}
         with torch.no_grad():
@@ -223,6 +269,23 @@ class FisherPasses:
                     for which, X in (("A (activations)", A), ("S (Fisher-pass output gradients)", S)):
                         if not torch.isfinite(X).all():
                             raise ValueError(f"K-FAC: non-finite statistics {which} in layer {layer.name!r}")
+            self._unseen_forward = None
+            if self._accumulator is not None:
+                for layer, (A, S) in batch.items():
+                    n = p.samples[layer]
+                    if layer in self._accumulator:
+                        sums = self._accumulator[layer]
+                        sums[0] += n * A
+                        sums[1] += n * S
+                        sums[2] += n
+                    else:
+                        self._accumulator[layer] = [n * A, n * S, n]
+                return
+        self._commit(batch)
+
+    def _commit(self, batch: dict) -> None:
+        """One update of the bias-corrected running averages with the batch statistics (A, S)."""
+        with torch.no_grad():
             beta = self.stats_decay
             for layer, (A, S) in batch.items():
                 layer._weight_sum = beta * layer._weight_sum + 1.0
@@ -235,3 +298,35 @@ class FisherPasses:
                 layer.num_updates += 1
         self.stats_updates += 1
 
+
+# the scalar-arithmetic nodes a Fisher loss passes through between its reductions and the root
+_SCALAR_ARITHMETIC = {"AddBackward0", "AddBackward1", "SubBackward0", "SubBackward1", "NegBackward0",
+                      "MulBackward0", "MulBackward1", "DivBackward0", "DivBackward1"}
+
+
+def _batch_mean_in(loss: Tensor) -> str | None:
+    """The name of a batch mean at the top of ``loss``'s graph (``.mean()`` over more than one
+    element, or a loss function with ``reduction="mean"``), or None: the top is found by walking
+    from the root through scalar arithmetic only (sums and scalings of several losses)."""
+    stack, seen = [loss.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen or len(seen) > 64:
+            continue
+        seen.add(id(node))
+        kind = type(node).__name__
+        if kind.startswith("MeanBackward"):
+            sizes = tuple(getattr(node, "_saved_self_sym_sizes", ()) or ())
+            dims = getattr(node, "_saved_dim", None)
+            count = 1
+            for i, size in enumerate(sizes):
+                if dims is None or i in dims or (i - len(sizes)) in dims:
+                    count *= int(size)
+            if count > 1:
+                return f".mean() over {count} elements"
+            continue
+        if getattr(node, "_saved_reduction", None) == 1:  # at::Reduction::Mean
+            return f"{kind.replace('Backward0', '')} with reduction='mean'"
+        if kind in _SCALAR_ARITHMETIC:
+            stack.extend(fn for fn, _ in node.next_functions)
+    return None
