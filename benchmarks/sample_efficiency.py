@@ -11,8 +11,9 @@ Conventions (each in detail in benchmarks/README.md):
 
 * every algorithm of an env uses that env's preset family (``classic``, ``mujoco``): the same
   networks and batch; each keeps its own optimizer hyperparameters, which are what is compared;
-* a run that misses the threshold within its budget is censored: every median and ratio is an
-  interval, and a target is "pass", "miss" or "open";
+* a run that misses the threshold within its budget is censored: it counts as more than its budget,
+  never dropped; every median and ratio carries its 95% bootstrap interval (``rlkit.experiments.run_stats``),
+  a claim is "supported", "contradicted" or "undecided" by that interval, a target "pass", "miss" or "open";
 * resumable: finished runs under ``--runs-root`` are skipped, killed ones resumed exactly, censored
   ones continued when the budget is raised; several invocations add up to one report.
 
@@ -20,6 +21,7 @@ Conventions (each in detail in benchmarks/README.md):
     python benchmarks/sample_efficiency.py --envs CartPole-v1 InvertedPendulum-v5
     python benchmarks/sample_efficiency.py --envs Reacher-v5:acktr --budget Reacher-v5=250000
     python benchmarks/sample_efficiency.py --report-only                  # re-print / re-write from the runs
+    python benchmarks/sample_efficiency.py --from-csv data/benchmarks/sample_efficiency.csv  # from the CSV alone
     python benchmarks/sample_efficiency.py --quick                        # tiny smoke run (seconds)
 
 This is a benchmark, not a test: it prints and asserts nothing.
@@ -254,67 +256,41 @@ def run_job(job: Job) -> dict:
 
 
 # --------------------------------------------------------------------------- statistics with censoring
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A value known to lie in [lo, hi] (hi = inf: only a lower bound; lo = 0 with hi = inf: unknown)."""
-
-    lo: float
-    hi: float
-
-    @property
-    def exact(self) -> bool:
-        return self.lo == self.hi
-
-    def fmt(self, kind: str = "steps") -> str:
-        f = {"steps": fmt_steps, "int": lambda v: f"{v:,.0f}", "ratio": lambda v: f"{v:.2f}"}[kind]
-        if self.exact:
-            return f(self.lo)
-        if math.isinf(self.hi):
-            return "n/a" if self.lo == 0 else ">" + f(self.lo)
-        if self.lo == 0:
-            return "<" + f(self.hi)
-        return f"{f(self.lo)}..{f(self.hi)}"
+#
+# rlkit.experiments.run_stats: medians with 95% seeded bootstrap intervals; a censored run (budget spent,
+# threshold not reached) counts as "more than its budget" (the estimate's lower end at the budget, its
+# upper end at +inf), never dropped; a claim's verdict follows from the interval of its ratio.
 
 
 def fmt_steps(v: float) -> str:
-    return f"{v / 1e3:.1f}k" if v < 1e6 else f"{v / 1e6:.2f}M"
+    from rlkit.experiments.run_stats import fmt_steps as fmt
+
+    return fmt(v)
 
 
-def median_interval(values: list[tuple[float, bool]]) -> Interval:
-    """Median of (value, censored) pairs; a censored value is a lower bound (the truth is above it)."""
-    lo = statistics.median(v for v, _ in values)
-    hi_vals = [math.inf if c else v for v, c in values]
-    hi_sorted = sorted(hi_vals)
-    n = len(hi_sorted)
-    hi = hi_sorted[n // 2] if n % 2 else (hi_sorted[n // 2 - 1] + hi_sorted[n // 2]) / 2
-    return Interval(lo, hi)
+def fmt_ratio(v: float) -> str:
+    return f"{v:.2f}"
 
 
-def ratio(num: Interval, den: Interval) -> Interval:
-    lo = num.lo / den.hi if not math.isinf(den.hi) else 0.0
-    hi = num.hi / den.lo if den.lo > 0 else math.inf
-    return Interval(lo, hi)
+def seed_values(rows: list[dict], kind: str):
+    """(values with each censored run at its budget, censored mask) over the finished runs: steps or episodes."""
+    import numpy as np
+
+    from rlkit.experiments.run_stats import censor
+
+    done = [r for r in rows if r["status"] in ("reached", "censored")]
+    column, budget = (("env_steps_to_threshold", "budget") if kind == "steps"
+                      else ("episodes_to_threshold", "episodes_in_budget"))
+    values = [float(r[column]) if r["status"] == "reached" else math.nan for r in done]
+    return censor(values, [float(r[budget]) for r in done]) if done else (np.array([]), np.array([], bool))
 
 
-def geomean(intervals: list[Interval]) -> Interval:
-    def g(xs):
-        if any(x == 0 for x in xs):
-            return 0.0
-        if any(math.isinf(x) for x in xs):
-            return math.inf
-        return math.exp(statistics.fmean(math.log(x) for x in xs))
-
-    return Interval(g([i.lo for i in intervals]), g([i.hi for i in intervals]))
-
-
-def verdict_at_least(x: Interval, target: float) -> str:
-    return "pass" if x.lo >= target else ("miss" if x.hi < target else "open")
-
-
-def verdict_at_most(x: Interval, target: float) -> str:
-    return "pass" if x.hi <= target else ("miss" if x.lo > target else "open")
+def target_verdict(estimate, target: float, at_least: bool) -> str:
+    """"pass" when the 95% interval clears the target, "miss" when it clears it the other way, else "open"."""
+    lo, hi = estimate.ci_low, estimate.ci_high
+    if at_least:
+        return "pass" if lo >= target else ("miss" if hi < target else "open")
+    return "pass" if hi <= target else ("miss" if lo > target else "open")
 
 
 # --------------------------------------------------------------------------- the report
@@ -353,17 +329,6 @@ def collect(root: Path, algorithms_seen: list[str], caps: dict | None = None) ->
     return rows
 
 
-def seed_values(rows: list[dict], kind: str) -> list[tuple[float, bool]]:
-    """(value, censored) per finished run: steps or episodes to threshold; censored at the budget."""
-    out = []
-    for r in rows:
-        if r["status"] == "reached":
-            out.append((float(r["env_steps_to_threshold"] if kind == "steps" else r["episodes_to_threshold"]), False))
-        elif r["status"] == "censored":
-            out.append((float(r["budget"] if kind == "steps" else r["episodes_in_budget"]), True))
-    return out
-
-
 def fmt_seed(r: dict, kind: str) -> str:
     if r["status"] == "reached":
         return fmt_steps(r["env_steps_to_threshold"]) if kind == "steps" else f"{r['episodes_to_threshold']:,}"
@@ -373,14 +338,17 @@ def fmt_seed(r: dict, kind: str) -> str:
 
 
 def report(rows: list[dict], algorithms: list[str], out=print) -> None:
+    from rlkit.experiments import run_stats as rs
     from rlkit.experiments.data import find_row, load_table
 
     table2 = load_table("acktr_table2_mujoco")
     others = [a for a in algorithms if a != REFERENCE]
-    ratios: dict[str, dict[str, Interval]] = {a: {} for a in others}  # algo -> env -> steps ratio
-    ratios_ep: dict[str, dict[str, Interval]] = {a: {} for a in others}
+    ratios: dict[str, dict[str, tuple]] = {a: {} for a in others}  # algo -> env -> (x, cx, y, cy) of steps
+    ratios_ep: dict[str, dict[str, tuple]] = {a: {} for a in others}
+    claims: list[str] = []
     acktr_status: dict[str, tuple[int, int]] = {}
-    acktr_episodes: dict[str, Interval] = {}
+    acktr_episodes: dict[str, object] = {}
+    integer = lambda v: f"{v:,.0f}"  # noqa: E731
     for env in ENVS:
         env_rows = [r for r in rows if r["env"] == env]
         if not env_rows:
@@ -391,36 +359,44 @@ def report(rows: list[dict], algorithms: list[str], out=print) -> None:
         out(f"\n== {env}: threshold {spec.threshold:g} (mean return of the last {WINDOW} episodes); budget "
             f"{'/'.join(fmt_steps(b) for b in budgets)} env steps per run; preset {first['preset']} "
             f"({first['num_envs']} env(s) x {first['num_steps']} steps per update) ==")
-        out(f"{'algorithm':10s} {'seeds':>5s} {'reached':>7s} {'steps median':>13s} {'steps per seed':>26s} "
-            f"{'episodes median':>15s} {'episodes per seed':>26s} {'X/ACKTR steps':>13s} {'X/ACKTR episodes':>16s} "
-            f"{'best mean10':>12s} {'wall s':>7s}")
-        medians = {}
+        out(f"{'algorithm':10s} {'seeds':>5s} {'reached':>7s} {'steps median [95% CI]':>30s} {'steps per seed':>24s} "
+            f"{'episodes median [95% CI]':>26s} {'X/ACKTR steps [95% CI]':>24s} {'X/ACKTR episodes':>20s} "
+            f"{'best mean10':>11s} {'wall s':>6s}")
+        samples = {}
         for algo in algorithms:
             ar = [r for r in env_rows if r["algorithm"] == algo]
             if not ar:
                 continue
-            done = [r for r in ar if r["status"] != "incomplete"]
             reached = sum(r["status"] == "reached" for r in ar)
-            steps = median_interval(seed_values(ar, "steps")) if done else None
-            eps = median_interval(seed_values(ar, "episodes")) if done else None
-            medians[algo] = (steps, eps)
+            steps, eps = seed_values(ar, "steps"), seed_values(ar, "episodes")
+            has = len(steps[0]) > 0
+            m_steps = rs.bootstrap_ci(*steps[:1], rs.median, steps[1]) if has else None
+            m_eps = rs.bootstrap_ci(*eps[:1], rs.median, eps[1]) if has else None
+            if has:
+                samples[algo] = (steps, eps)
             if algo == REFERENCE:
                 acktr_status[env] = (reached, len(ar))
-                if eps is not None:
-                    acktr_episodes[env] = eps
-            rs, re_ = "", ""
-            if algo != REFERENCE and steps is not None and medians.get(REFERENCE, (None,))[0] is not None:
-                s_ratio = ratio(steps, medians[REFERENCE][0])
-                e_ratio = ratio(eps, medians[REFERENCE][1])
-                ratios[algo][env], ratios_ep[algo][env] = s_ratio, e_ratio
-                rs, re_ = s_ratio.fmt("ratio"), e_ratio.fmt("ratio")
+                if m_eps is not None:
+                    acktr_episodes[env] = m_eps
+            rs_, re_ = "", ""
+            if algo != REFERENCE and has and REFERENCE in samples:
+                (x, cx), (y, cy) = steps, samples[REFERENCE][0]
+                (xe, cxe), (ye, cye) = eps, samples[REFERENCE][1]
+                s_ratio = rs.ratio_ci(x, y, rs.median, cx, cy)
+                e_ratio = rs.ratio_ci(xe, ye, rs.median, cxe, cye)
+                ratios[algo][env], ratios_ep[algo][env] = (x, cx, y, cy), (xe, cxe, ye, cye)
+                rs_, re_ = s_ratio.fmt(fmt_ratio), e_ratio.fmt(fmt_ratio)
+                poi = rs.improvement_ci(y, x, cy, cx)
+                claims.append(f"{env}: ACKTR needs fewer env steps than {algo.upper()}: {algo.upper()}/ACKTR "
+                              f"{s_ratio.fmt(fmt_ratio)}, P(ACKTR run faster) {poi.fmt(fmt_ratio)} -> "
+                              f"{rs.verdict(s_ratio)}" + _seeds_note(rs, s_ratio, x, cx, y, cy))
             elif algo == REFERENCE:
-                rs = re_ = "1"
+                rs_ = re_ = "1"
             best = max(r["best_mean10"] for r in ar)
             wall = sum(r["wall_time_s"] for r in ar)
-            out(f"{algo:10s} {len(ar):5d} {f'{reached}/{len(ar)}':>7s} {steps.fmt() if steps else '-':>13s} "
-                f"{' '.join(fmt_seed(r, 'steps') for r in ar):>26s} {eps.fmt('int') if eps else '-':>15s} "
-                f"{' '.join(fmt_seed(r, 'episodes') for r in ar):>26s} {rs:>13s} {re_:>16s} {best:12.1f} {wall:7.0f}")
+            out(f"{algo:10s} {len(ar):5d} {f'{reached}/{len(ar)}':>7s} {m_steps.fmt(fmt_steps) if m_steps else '-':>30s} "
+                f"{' '.join(fmt_seed(r, 'steps') for r in ar):>24s} {m_eps.fmt(integer) if m_eps else '-':>26s} "
+                f"{rs_:>24s} {re_:>20s} {best:11.1f} {wall:6.0f}")
         if spec.paper_domain:
             p = find_row(table2, domain=spec.paper_domain)
             paper = {a: p.get(f"{a}_episodes_to_threshold") for a in algorithms}
@@ -430,16 +406,27 @@ def report(rows: list[dict], algorithms: list[str], out=print) -> None:
                     line += f", {a.upper()} {paper[a]:,.0f} ({a.upper()}/ACKTR {paper[a] / paper[REFERENCE]:.2f})"
             out(line)
 
+    out("\n(medians over seeds with 95% seeded bootstrap intervals, rlkit.experiments.run_stats; a censored seed "
+        "counts as more than its budget: '>x' is a median bounded below only, an interval reaching inf is "
+        "unbounded; X/ACKTR > 1: ACKTR needs fewer)")
+    out("\n== claims, one per env: supported when the 95% interval of X/ACKTR env steps is above 1, contradicted "
+        "when below, undecided otherwise (seeds per method to decide, from the observed spread) ==")
+    for line in claims:
+        out(line)
+
     # ---- summary: geometric means and targets
-    out("\n== ratios to ACKTR over envs (X/ACKTR: how many times ACKTR's samples X needs; censored -> bounds) ==")
+    out("\n== ratios to ACKTR over envs (X/ACKTR: how many times ACKTR's samples X needs; geometric mean over "
+        "envs, 95% interval of the stratified bootstrap: each algorithm on each env resampled on its own) ==")
+    geo = {}
     for a in others:
         if ratios[a]:
-            gs, ge = geomean(list(ratios[a].values())), geomean(list(ratios_ep[a].values()))
-            per = ", ".join(f"{e} {r.fmt('ratio')}" for e, r in ratios[a].items())
-            out(f"{a.upper()}/ACKTR env steps: geometric mean {gs.fmt('ratio')} over {len(ratios[a])} env(s) ({per}); "
-                f"episodes: {ge.fmt('ratio')}")
+            gs = rs.geometric_mean_ratio_ci(list(ratios[a].values()))
+            ge = rs.geometric_mean_ratio_ci(list(ratios_ep[a].values()))
+            geo[a] = gs
+            out(f"{a.upper()}/ACKTR env steps: geometric mean {gs.fmt(fmt_ratio)} over {len(ratios[a])} env(s) "
+                f"({', '.join(ratios[a])}); episodes: {ge.fmt(fmt_ratio)}")
 
-    out("\n== targets ==")
+    out("\n== targets (pass: the 95% interval clears the target; miss: it clears it the other way; open: neither) ==")
     if acktr_status:
         missing = [f"{e} {k}/{n}" for e, (k, n) in acktr_status.items() if k < n]
         not_run = [e for e, s in ENVS.items() if s.default and e not in acktr_status]
@@ -450,19 +437,42 @@ def report(rows: list[dict], algorithms: list[str], out=print) -> None:
             + (f"; reached/seeds: {', '.join(missing)}" if missing else "")
             + (f"; not run: {', '.join(not_run)}" if not_run else ""))
     for a, target in TARGET_GEOMEAN.items():
-        if a in ratios and ratios[a]:
-            g = geomean(list(ratios[a].values()))
+        if a in geo:
+            g = geo[a]
             out(f"{a.upper()}/ACKTR >= {target:g} (geometric mean of env-step ratios over "
-                f"{', '.join(ratios[a])}): {g.fmt('ratio')} -> {verdict_at_least(g, target)}")
+                f"{', '.join(ratios[a])}): {g.fmt(fmt_ratio)} -> {target_verdict(g, target, at_least=True)}")
     for env, spec in ENVS.items():
         if spec.paper_domain:
             paper = find_row(table2, domain=spec.paper_domain)["acktr_episodes_to_threshold"]
             if env in acktr_episodes:
                 e = acktr_episodes[env]
-                out(f"ACKTR episodes on {spec.paper_domain} <= paper's {paper:,.0f}: {e.fmt('int')} -> "
-                    f"{verdict_at_most(e, paper)}")
+                out(f"ACKTR episodes on {spec.paper_domain} <= paper's {paper:,.0f}: {e.fmt(integer)} -> "
+                    f"{target_verdict(e, paper, at_least=False)}")
             elif spec.default:
                 out(f"ACKTR episodes on {spec.paper_domain} <= paper's {paper:,.0f}: not run")
+
+
+def _seeds_note(rs, estimate, x, cx, y, cy) -> str:
+    if rs.verdict(estimate) != "undecided":
+        return ""
+    n = rs.seeds_to_decide(x, y, cx, cy)
+    return " (deciding it would take about " + (f"{n:.0f} seeds per algorithm" if math.isfinite(n)
+                                                else "more seeds than any number: no difference seen") + ")"
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The rows of a CSV this script wrote, typed as :func:`collect` makes them."""
+    integers = ("seed", "num_envs", "num_steps", "budget", "env_steps_run", "episodes_run", "episodes_in_budget",
+                "env_steps_to_threshold", "episodes_to_threshold")
+    floats = ("threshold", "best_mean10", "final_mean10", "wall_time_s")
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        for k in integers:
+            r[k] = int(r[k]) if r[k] != "" else ""
+        for k in floats:
+            r[k] = float(r[k]) if r[k] != "" else math.nan
+    return rows
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -492,6 +502,9 @@ def main(argv=None) -> None:
                     help="CSV to write; the printed report goes beside it as .txt (default "
                          "data/benchmarks/sample_efficiency.csv)")
     ap.add_argument("--report-only", action="store_true", help="train nothing: report the runs under --runs-root")
+    ap.add_argument("--from-csv", type=Path, metavar="CSV",
+                    help="train nothing, read no run directory: re-print the report of a CSV this script wrote "
+                         "(e.g. data/benchmarks/sample_efficiency.csv) and rewrite the .txt beside it")
     ap.add_argument("--quick", action="store_true",
                     help=f"smoke run: CartPole-v1, 1 seed, {QUICK_BUDGET} steps, under runs/benchmarks/quick")
     args = ap.parse_args(argv)
@@ -519,6 +532,25 @@ def main(argv=None) -> None:
     def out(text: str = "") -> None:
         print(text, flush=True)
         lines.append(text)
+
+    if args.from_csv is not None:
+        out(f"$ {command}")
+        out_txt = args.from_csv.with_suffix(".txt")
+        made_by = [line for line in (out_txt.read_text(encoding="utf-8").splitlines() if out_txt.is_file() else [])
+                   if line.startswith(("$ ", "runs made by: $ "))][:2]
+        made_by = next((line.removeprefix("runs made by: ") for line in made_by if "--from-csv" not in line), None)
+        out(f"re-printed from {os.path.relpath(args.from_csv.resolve(), REPO)} (no training, no run directory read)")
+        if made_by:
+            out(f"runs made by: {made_by}")
+        rows = read_rows(args.from_csv)
+        if args.envs:
+            keep = {(env, a) for env, algos in plan for a in algos}
+            rows = [r for r in rows if (r["env"], r["algorithm"]) in keep]
+        algorithms = list(dict.fromkeys([*ALGORITHMS, *(r["algorithm"] for r in rows)]))
+        report(rows, [a for a in algorithms if any(r["algorithm"] == a for r in rows)], out)
+        out(f"\nwrote {os.path.relpath(out_txt.resolve(), REPO)}")
+        out_txt.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return
 
     import torch
 

@@ -220,3 +220,23 @@ def test_kl_chain_links_are_exact_where_kfac_is_exact():
     assert chain["kfac_running"] == pytest.approx(chain["kfac_fresh"], rel=1e-5)  # the same factors
     assert chain["block_diagonal"] == pytest.approx(chain["kfac_fresh"], rel=1e-4)
     assert abs(chain["exact"] / chain["block_diagonal"] - 1) > 0.05
+
+
+@pytest.mark.parametrize("name, envs", [
+    ("sample_efficiency", []),
+    ("sample_efficiency_vmpo", ["--envs", "CartPole-v1:acktr,a2c,vmpo", "InvertedPendulum-v5:acktr,a2c,vmpo",
+                                "Pendulum-v1:vmpo,acktr,a2c"]),
+])
+def test_sample_efficiency_summary_is_reprinted_from_the_committed_csv(tmp_path, name, envs):
+    """--from-csv trains nothing and reads no run directory: from a copy of the committed CSV (and its .txt, for the
+    runs' command) it prints the committed summary again, ratios with their intervals and verdicts."""
+    import shutil
+
+    for suffix in (".csv", ".txt"):
+        shutil.copy(REPO / "data" / "benchmarks" / f"{name}{suffix}", tmp_path / f"{name}{suffix}")
+    committed = (REPO / "data" / "benchmarks" / f"{name}.txt").read_text().splitlines()
+    run_script("sample_efficiency.py", "--from-csv", str(tmp_path / f"{name}.csv"), *envs)
+    remade = (tmp_path / f"{name}.txt").read_text().splitlines()
+    # the same report: only the command and the paths it names differ
+    assert remade[2:-1] == committed[2:-1]
+    assert any("[95% CI]" in line for line in remade) and any(line.endswith("supported") for line in remade)

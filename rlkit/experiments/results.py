@@ -1,7 +1,9 @@
 """The committed results under ``data/``: rows of a benchmark (``data/benchmarks/NAME.csv``) and a
 laptop reproduction (``data/reproductions/NAME/``), read typed, and the medians and ratios
 of steps to a threshold that the README and the notebooks quote from them (a seed that never
-reached the threshold counts as +inf, never dropped).
+reached the threshold counts as +inf, never dropped: the upper end of the censoring rule of
+``rlkit.experiments.run_stats``, which also gives their intervals; :func:`values_to_threshold` hands
+a benchmark's runs to it).
 """
 from __future__ import annotations
 
@@ -73,6 +75,19 @@ def benchmark_rows(name: str, data_dir: str | os.PathLike | None = None) -> list
     from rlkit.experiments.data import data_dir as locate
 
     return _read_rows(locate(data_dir) / "benchmarks" / f"{name}.csv")
+
+
+def values_to_threshold(rows: list[dict], env: str, algorithm: str, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """(values, censored) of ``column`` (``env_steps_to_threshold`` or ``episodes_to_threshold``) over the seeds of
+    ``algorithm`` on ``env`` in the rows of :func:`benchmark_rows`, for ``rlkit.experiments.run_stats``: a censored
+    seed (NaN) is put at its budget (``budget`` env steps, ``episodes_in_budget`` episodes) and marked."""
+    from rlkit.experiments.run_stats import censor
+
+    mine = [r for r in rows if r["env"] == env and r["algorithm"] == algorithm]
+    if not mine:
+        raise ValueError(f"no {algorithm} rows for {env}")
+    budget = "budget" if column.startswith("env_steps") else "episodes_in_budget"
+    return censor([r[column] for r in mine], [r[budget] for r in mine])
 
 
 def median_to_threshold(rows: list[dict], env: str, algorithm: str, column: str) -> float:

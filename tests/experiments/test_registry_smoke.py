@@ -154,10 +154,10 @@ def test_throughput_rows_find_the_papers_batch_and_ratio():
     assert "time_ratio_to_a2c" not in mujoco  # no A2C run on InvertedPendulum at this batch
     assert mujoco["paper_time_ratio_to_a2c"] == pytest.approx(650 / 551)
     markdown = _markdown(exp, "laptop", list(rows_.values()), 0, None)
-    assert "| ALE/Pong-v5 | acktr-b640 | 640 | 2 | 110.0 ± 10.0 | 852 | 2.00 | 1.36 |" in markdown
+    assert "| ALE/Pong-v5 | acktr-b640 | 640 | 2 | 110.0 [100.0, 120.0] | 852 | 2.00 [1.67, 2.40] | 1.36 |" in markdown
 
 
-def test_returns_rows_average_over_the_seeds_that_reached_the_threshold():
+def test_returns_rows_count_a_censored_seed_instead_of_dropping_it():
     exp = experiment("acktr-table1")
     runs = [GridRun("acktr", "ALE/Pong-v5", seed, 1, f"ALE_Pong-v5/acktr/s{seed}") for seed in (0, 1)]
     summaries = [summary(runs[0], 500, 1.0, final_return=10.0, episodes_to=100, steps_to=5000),
@@ -172,6 +172,7 @@ def test_returns_rows_average_over_the_seeds_that_reached_the_threshold():
     assert by_variant["trpo"]["reached"] == 0 and by_variant["trpo"]["episodes_to_threshold"] is None
     assert math.isnan(by_variant["trpo"]["paper_episodes"])
     markdown = _markdown(exp, "laptop", list(by_variant.values()), 1, "cmd")
-    assert "| ALE/Pong-v5 | acktr | 2 | 400 | 15.0 ± 5.0 | 9.3 | 1/2 | 100 ± 0 | 5,000 ± 0 | 20.9 | 904 |" in markdown
-    assert "| ALE/Pong-v5 | trpo | 1 | 300 | -3.0 ± 0.0 | 9.3 | 0/1 | — | — | -1.2 | — |" in markdown
+    # medians with the censored seed counted (at its 400 env steps, and at +inf); no episodes ran in these summaries
+    assert "| ALE/Pong-v5 | acktr | 2 | 400 | 15.0 [10.0, 20.0] | 9.3 | 1/2 | — | >2,700 [400, inf] | 20.9 | 904 |" in markdown
+    assert "| ALE/Pong-v5 | trpo | 1 | 300 | -3.0 | 9.3 | 0/1 | — | >300 | -1.2 | — |" in markdown
     assert "**1 run(s) of the grid have no results yet**" in markdown and "Command: `cmd`" in markdown

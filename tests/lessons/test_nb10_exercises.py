@@ -1,39 +1,15 @@
 """Exercise checks of notebook 10: the right answer passes, typical wrong answers and the
 notebook's placeholder (None) fail without raising."""
 
-import math
 
 import pytest
 
 from rlkit.lessons.nb10_reproductions import exercises as ex10
-from rlkit.experiments.runs import write_csv
 
 # Exercise 1 by hand: window means from episode 1: 261.7, 340, 436.7, 428.3, 481.7 -> N = 5
 N_STAR = 5
 # Exercise 3 by hand: ACKTR Table 3, Atari batch 640: A2C 1162 steps/s, ACKTR 852
 TIME_RATIO = 1162 / 852
-
-# Exercise 2: a small report directory (rows.csv as rlkit.experiments.report writes it; runs.csv with two variants)
-FINALS = {"gauss-newton-critic": [500.0, 420.0, 470.0], "first-order-critic": [150.0, 260.0, 90.0]}
-
-
-def _mean_std(values):
-    mean = sum(values) / len(values)
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
-
-
-@pytest.fixture
-def report_dir(tmp_path):
-    runs = [{"run": f"CartPole-v1/{variant}/s{seed}", "env": "CartPole-v1", "seed": seed, "final_return": value,
-             "steps_to_threshold": ""}
-            for variant, values in FINALS.items() for seed, value in enumerate(values)]
-    write_csv(tmp_path / "runs.csv", ["run", "env", "seed", "final_return", "steps_to_threshold"], runs)
-    rows = [{"env": "CartPole-v1", "variant": variant, "final_return_mean": _mean_std(values)[0],
-             "final_return_std": _mean_std(values)[1], "steps_to_threshold_mean": "", "steps_to_threshold_std": ""}
-            for variant, values in FINALS.items()]
-    write_csv(tmp_path / "rows.csv", list(rows[0]), rows)
-    return tmp_path
-
 
 def test_problem_data_give_the_hand_computed_answers():
     from rlkit.experiments.report import threshold_crossing
@@ -56,53 +32,58 @@ def test_episodes_to_threshold_typical_wrong_answers_fail_with_their_hint(answer
     assert out.startswith("✗") and hint in out
 
 
-def test_seed_mean_std_right_answer_passes(report_dir, capsys):
-    mean, std = _mean_std(FINALS["gauss-newton-critic"])
-    assert ex10.check_seed_mean_std((mean, std), report_dir, "gauss-newton-critic") is True
+def right_improvement(x, cx, y, cy):
+    """The exercise's solution, written independently of rlkit: pairs decided only where the censoring decides them."""
+    total = 0.0
+    for xi, ci in zip(x, cx):
+        for yj, cj in zip(y, cy):
+            x_wins = not ci and xi < yj
+            y_wins = not cj and yj < xi
+            total += 1.0 if x_wins else 0.0 if y_wins else 0.5
+    return total / (len(x) * len(y))
+
+
+def test_improvement_by_hand():
+    import numpy as np
+
+    from rlkit.experiments.run_stats import probability_of_improvement
+
+    # x: 5 (reached), >10 (censored); y: 7 (reached), >10 (censored)
+    # pairs: 5<7 win; 5<(>10) win; (>10) vs 7: y wins; (>10) vs (>10): open, 1/2  -> 2.5 / 4
+    x, cx, y, cy = np.array([5.0, 10.0]), np.array([False, True]), np.array([7.0, 10.0]), np.array([False, True])
+    assert right_improvement(x, cx, y, cy) == probability_of_improvement(x, y, cx, cy) == 0.625
+
+
+def test_improvement_right_answer_passes(capsys):
+    assert ex10.check_probability_of_improvement(right_improvement) is True
     assert capsys.readouterr().out.startswith("✓")
-    assert ex10.seed_values(report_dir, "gauss-newton-critic") == FINALS["gauss-newton-critic"]
 
 
-def test_seed_mean_std_typical_wrong_answers_fail_with_their_hint(report_dir, capsys):
-    values = FINALS["gauss-newton-critic"]
-    mean, std = _mean_std(values)
-    sample_std = std * math.sqrt(len(values) / (len(values) - 1))
-    everything = _mean_std([v for vs in FINALS.values() for v in vs])
-    for answer, hint in [((mean, sample_std), "ddof=1"), ((std, mean), "swapped"), (everything, "only the runs of")]:
-        assert ex10.check_seed_mean_std(answer, report_dir, "gauss-newton-critic") is False
-        out = capsys.readouterr().out
-        assert out.startswith("✗") and hint in out, out
+def test_improvement_stub_is_not_done(capsys):
+    def stub(x, cx, y, cy):
+        raise NotImplementedError
+
+    assert ex10.check_probability_of_improvement(stub) is False
+    assert "not done" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("answer", [None, "abc", 3.0, (1.0, 2.0, 3.0)])
-def test_seed_mean_std_placeholder_and_unreadable_answers_fail_without_raising(answer, report_dir, capsys):
-    assert ex10.check_seed_mean_std(answer, report_dir, "gauss-newton-critic") is False
-    assert capsys.readouterr().out.startswith("✗")
+def _dropped(x, cx, y, cy):
+    x, y = x[~cx], y[~cy]
+    return right_improvement(x, [False] * len(x), y, [False] * len(y))
 
 
-def test_seed_mean_std_with_several_envs_needs_the_env(tmp_path, capsys):
-    runs = [{"run": f"{env}/gn/s{seed}", "env": env, "final_return": value}
-            for env, values in (("CartPole-v1", [400.0, 500.0]), ("InvertedPendulum-v5", [900.0, 1000.0]))
-            for seed, value in enumerate(values)]
-    write_csv(tmp_path / "runs.csv", ["run", "env", "final_return"], runs)
-    rows = [{"env": env, "variant": "gn", "final_return_mean": mean, "final_return_std": 50.0}
-            for env, mean in (("CartPole-v1", 450.0), ("InvertedPendulum-v5", 950.0))]
-    write_csv(tmp_path / "rows.csv", list(rows[0]), rows)
-    assert ex10.check_seed_mean_std((450.0, 50.0), tmp_path, "gn") is False
-    assert "pass env=" in capsys.readouterr().out
-    assert ex10.check_seed_mean_std((450.0, 50.0), tmp_path, "gn", env="CartPole-v1") is True
-    assert ex10.check_seed_mean_std((950.0, 50.0), tmp_path, "gn", env="InvertedPendulum-v5") is True
-    assert ex10.seed_values(tmp_path, "gn", env="CartPole-v1") == [400.0, 500.0]
-    # the mean of both envs is the typical slip
-    assert ex10.check_seed_mean_std((700.0, 250.0), tmp_path, "gn", env="CartPole-v1") is False
-
-
-def test_seed_mean_std_says_when_the_directory_has_no_values(report_dir, capsys):
-    # a smoke-scale stand-in: no episode ended, so rows.csv has no final return
-    assert ex10.check_seed_mean_std((1.0, 0.0), report_dir, "gauss-newton-critic", column="steps_to_threshold") is False
-    assert "stand-in" in capsys.readouterr().out
-    assert ex10.check_seed_mean_std((1.0, 0.0), report_dir, "no-such-variant") is False
-    assert "0 rows" in capsys.readouterr().out
+@pytest.mark.parametrize("mistake, says", [
+    (_dropped, "censored runs were dropped"),
+    (lambda x, cx, y, cy: right_improvement(x, [False] * len(x), y, [False] * len(y)), "compared at their budget"),
+    (lambda x, cx, y, cy: right_improvement(y, cy, x, cx), "reversed"),
+    (lambda x, cx, y, cy: sum(1.0 for xi, ci in zip(x, cx) for yj, cj in zip(y, cy) if not ci and xi < yj)
+     / (len(x) * len(y)), "counted as 0"),
+    (lambda x, cx, y, cy: 0.5, "largest absolute error"),
+])
+def test_improvement_typical_mistakes_are_named(mistake, says, capsys):
+    assert ex10.check_probability_of_improvement(mistake) is False
+    out = capsys.readouterr().out
+    assert out.startswith("✗") and says in out, out
 
 
 def test_time_ratio_right_answer_passes(capsys):

@@ -6,9 +6,9 @@ prints ✓ or ✗ with a hint naming the typical mistake:
 
 * :func:`check_episodes_to_threshold`: the paper's "episodes to threshold" of a list of returns,
   against :func:`rlkit.experiments.report.threshold_crossing`;
-* :func:`check_seed_mean_std`: mean ± std over seeds of one variant, computed from a report's
-  ``runs.csv``, against the same numbers in its ``rows.csv`` (what :func:`rlkit.experiments.report.report`
-  computed);
+* :func:`check_probability_of_improvement` (an implementation exercise): the student's probability
+  of improvement with censored runs, against :func:`rlkit.experiments.run_stats.probability_of_improvement`
+  on seeded random runs, naming the typical mistakes;
 * :func:`check_time_ratio`: ACKTR's time per env step over A2C's, from the paper's Table 3
   (:func:`rlkit.experiments.data.load_table`).
 
@@ -17,8 +17,6 @@ The problem data are module constants, so the notebook's text and the check read
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 
@@ -26,7 +24,8 @@ from rlkit.lessons.checks import NOT_DONE, close, report
 
 __all__ = [
     "RETURNS", "THRESHOLD", "WINDOW", "TIME_DOMAIN", "TIME_BATCH",
-    "check_episodes_to_threshold", "seed_values", "check_seed_mean_std", "paper_time_ratio", "check_time_ratio",
+    "check_episodes_to_threshold", "improvement_cases", "check_probability_of_improvement", "paper_time_ratio",
+    "check_time_ratio",
 ]
 
 #: Exercise 1: the returns of a run's first twelve episodes, in order; threshold and window of the rule
@@ -78,59 +77,79 @@ def check_episodes_to_threshold(answer) -> bool:
     return verdict
 
 
-def _float_or_none(text: str) -> float | None:
-    return float(text) if text not in (None, "") else None
+def improvement_cases(count: int = 6, seed: int = 10) -> list[dict]:
+    """Seeded random runs of two methods: whole-number steps to threshold (ties happen), each run with its own
+    budget, about a third censored (at its budget), every case with a censored run on each side."""
+    gen = np.random.default_rng(seed)
+    cases = []
+    while len(cases) < count:
+        case = {}
+        for name in ("x", "y"):
+            n = int(gen.integers(3, 7))
+            budgets = gen.integers(12, 25, size=n).astype(float)
+            values = gen.integers(1, 20, size=n).astype(float)
+            censored = (gen.random(n) < 0.35) | (values > budgets)
+            case[name], case["c" + name] = np.where(censored, budgets, values), censored
+        if case["cx"].any() and case["cy"].any():
+            cases.append(case)
+    return cases
 
 
-def seed_values(directory: str | os.PathLike, variant: str, column: str = "final_return",
-                env: str | None = None) -> list[float]:
-    """The per-seed ``column`` of ``variant`` in ``directory/runs.csv`` (seeds without a value left out)."""
-    from rlkit.experiments.runs import read_csv
-
-    rows = read_csv(Path(directory) / "runs.csv")[1]
-    return [float(r[column]) for r in rows if r["run"].split("/")[1] == variant and (env is None or r["env"] == env)
-            and r[column] not in (None, "")]
+def _plain(x, y, ties=0.5):
+    """P(x < y) + ties · P(x = y) over all pairs, every value taken at face value."""
+    x, y = np.asarray(x, dtype=float)[:, None], np.asarray(y, dtype=float)[None, :]
+    return float(np.mean(np.where(x < y, 1.0, np.where(x == y, ties, 0.0))))
 
 
-def check_seed_mean_std(answer, directory: str | os.PathLike, variant: str, column: str = "final_return",
-                        env: str | None = None) -> bool:
-    """Exercise 2: ``(mean, std)`` over seeds of ``column`` for ``variant``, from ``directory/runs.csv``;
-    compared with ``directory/rows.csv`` (what the report computed: population std over seeds)."""
-    from rlkit.experiments.runs import read_csv
+def _dropped(x, cx, y, cy):
+    x, y = np.asarray(x)[~np.asarray(cx)], np.asarray(y)[~np.asarray(cy)]
+    return _plain(x, y) if len(x) and len(y) else math.nan
 
-    what = f"mean ± std over seeds of {column} for {variant}" + (f" on {env}" if env else "")
-    if answer is None:
-        return report(False, what, NOT_DONE)
-    rows = [r for r in read_csv(Path(directory) / "rows.csv")[1]
-            if r["variant"] == variant and (env is None or r["env"] == env)]
-    if len(rows) != 1:
-        return report(False, what, f"{directory}/rows.csv has {len(rows)} rows for {variant}"
-                      + ("" if env else "; pass env=..."))
-    mean, std = _float_or_none(rows[0][f"{column}_mean"]), _float_or_none(rows[0][f"{column}_std"])
-    if mean is None:
-        return report(False, what, f"no seed of {variant} has a {column} in {directory} (a smoke-scale stand-in?)")
-    try:
-        pair = [float(x) for x in answer]
-    except (TypeError, ValueError):
-        return report(False, what, "give two numbers, (mean, std)")
-    if len(pair) != 2:
-        return report(False, what, "give two numbers, (mean, std)")
-    scale = max(1.0, abs(mean))
-    ok, hint = close(pair, [mean, std], rtol=1e-6, atol=1e-6 * scale)
-    values = seed_values(directory, variant, column, env)
-    if not ok and len(values) > 1 and close(pair, [mean, float(np.std(values, ddof=1))], rtol=1e-6,
-                                            atol=1e-6 * scale)[0] and std > 0:
-        hint = "that is the sample std (ddof=1); the report gives the population std over seeds (np.std, ddof=0)"
-    elif not ok and close(pair[::-1], [mean, std], rtol=1e-6, atol=1e-6 * scale)[0]:
-        hint = "mean and std swapped: (mean, std)"
-    elif not ok and abs(pair[0] - mean) > 1e-6 * scale:
-        hint = (f"the mean is off ({pair[0]:g}): take only the runs of {variant}, whose run name is "
-                f"'<env>/{variant}/s<seed>'" + (", and only the seeds that reached the threshold"
-                                                if column != "final_return" else ""))
-    verdict = report(ok, what, hint)
+
+IMPROVEMENT_MISTAKES = (
+    (lambda x, cx, y, cy: _dropped(x, cx, y, cy),
+     "the censored runs were dropped: a run that never reached the threshold needs more than its budget, it is "
+     "not missing (dropping it flatters the method that failed)"),
+    (lambda x, cx, y, cy: _plain(x, y),
+     "censored runs were compared at their budget as if they had reached the threshold there; a censored run is "
+     "only known to need MORE than its budget, so a pair it leaves open (both censored, or the other run above "
+     "its budget) is a tie"),
+    (lambda x, cx, y, cy: 1.0 - _rlkit_improvement(x, cx, y, cy),
+     "reversed: that is the probability that a run of Y needs fewer steps than a run of X"),
+    (lambda x, cx, y, cy: _rlkit_improvement(x, cx, y, cy)
+     - 0.5 * float(np.mean(_open_pairs(x, cx, y, cy))),
+     "ties (and pairs the censoring leaves open) were counted as 0; each counts one half"),
+)
+
+
+def _rlkit_improvement(x, cx, y, cy):
+    from rlkit.experiments.run_stats import probability_of_improvement
+
+    return probability_of_improvement(x, y, cx, cy)
+
+
+def _open_pairs(x, cx, y, cy):
+    """1 where a pair is a tie or left open by the censoring."""
+    x, y = np.asarray(x, float)[:, None], np.asarray(y, float)[None, :]
+    cx, cy = np.asarray(cx, bool)[:, None], np.asarray(cy, bool)[None, :]
+    x_wins, y_wins = ~cx & (x < y), ~cy & (y < x)
+    return (~x_wins & ~y_wins).astype(float)
+
+
+def check_probability_of_improvement(student) -> bool:
+    """The implementation exercise: ``student(x, cx, y, cy)`` against rlkit.experiments.run_stats on seeded
+    random runs with censored runs on both sides (:func:`improvement_cases`)."""
+    from rlkit.lessons.checks import check_implementation
+
+    ok = check_implementation(student, _rlkit_improvement, improvement_cases(),
+                              what="probability_of_improvement(x, cx, y, cy)", mistakes=IMPROVEMENT_MISTAKES,
+                              rtol=1e-9, atol=1e-12)
     if ok:
-        print(f"  (rows.csv: {column}_mean = {mean:.2f}, {column}_std = {std:.2f} over {len(values)} seed(s))")
-    return verdict
+        case = improvement_cases()[0]
+        print(f"  (rlkit: run_stats.probability_of_improvement; in the first case {int(case['cx'].sum())} of "
+              f"{len(case['x'])} runs of X and {int(case['cy'].sum())} of {len(case['y'])} of Y are censored, and "
+              f"{int(_open_pairs(**case).sum())} of the {case['x'].size * case['y'].size} pairs are ties or left open)")
+    return ok
 
 
 def paper_time_ratio(domain: str = TIME_DOMAIN, batch_size: int = TIME_BATCH) -> float:
