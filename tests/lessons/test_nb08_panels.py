@@ -74,17 +74,38 @@ def _fresh(draw, data) -> bytes:
 
 
 def test_refreshed_panels_equal_a_fresh_drawing(bandit):
-    """After a slider move the panels update their artists in place: the picture is pixel for pixel the one
-    the drawing function makes from scratch with the same data."""
+    """After a slider move the panels repaint only what moved over the background rendered once (blitting):
+    the picture is pixel for pixel the one the drawing function makes from scratch with the same data, at
+    both ends of the slider too (where τ* leaves the τ grid and ψ's axis grows tenfold)."""
     panel = eps_eta_panel(bandit, eps_eta=0.05)
-    for value in (0.3, 1.0, 0.02):
-        panel.controls["eps_eta"].value = value
-        assert np.array_equal(_pixels(_png(panel)), _pixels(_fresh(draw_eps_eta, panel.data)))
+    background = panel._background
+    slider = panel.controls["eps_eta"]
+    for value in (0.3, 1.0, 0.02, 10 ** slider.min, 10 ** slider.max):
+        slider.value = value
+        assert np.array_equal(_pixels(_png(panel)), _pixels(_fresh(draw_eps_eta, panel.data))), value
+    assert panel._background is background
     sweep = vd.m_step_sweep(bandit, np.logspace(-2, -0.5, 7), steps=50)
     panel = eps_alpha_panel(sweep, eps_alpha=0.01)
-    for value in (0.3, 0.0316):
+    for value in (0.3, 0.0316, 0.01, 0.3):  # the last: its titles pasted from the pixels rendered the first time
         panel.controls["eps_alpha"].value = value
-        assert np.array_equal(_pixels(_png(panel)), _pixels(_fresh(draw_eps_alpha, panel.data)))
+        assert np.array_equal(_pixels(_png(panel)), _pixels(_fresh(draw_eps_alpha, panel.data))), value
+
+
+def test_panel_axes_hold_the_whole_slider(bandit):
+    """The panels fix the axes the slider would otherwise move (τ: τ* at both ends of the ε_η range; the KL
+    axis: ε_η's whole range; the probabilities: every fit's bars); a plain drawing scales to its own data."""
+    panel = eps_eta_panel(bandit, eps_eta=0.05)
+    slider = panel.controls["eps_eta"]
+    low, high = (vd.eps_eta_panel_data(bandit, 10 ** e) for e in (slider.min, slider.max))
+    (tau_low, tau_high), (kl_low, kl_high) = panel.data["tau_limits"], panel.data["kl_limits"]
+    assert tau_low < high["tau_star"] < low["tau_star"] < tau_high
+    assert kl_low < low["eps_eta"] < high["eps_eta"] < kl_high
+    assert panel.figure.axes[0].get_xlim() == pytest.approx(panel.data["tau_limits"])
+    assert "tau_limits" not in vd.eps_eta_panel_data(bandit, 0.05)
+    sweep = vd.m_step_sweep(bandit, np.logspace(-2, -0.5, 7), steps=50)
+    panel = eps_alpha_panel(sweep, eps_alpha=0.01)
+    largest = max(float(np.max(f[key])) for f in sweep for key in ("probs_old", "probs_new", "target"))
+    assert panel.figure.axes[1].get_ylim() == pytest.approx((0, 1.05 * largest))
 
 
 def test_static_figures_draw():

@@ -52,6 +52,46 @@ def test_panel_wires_controls_to_compute_and_draw():
     assert base64.b64decode(shown["data"]["image/png"]) == panel.png()
 
 
+def test_encode_png_is_a_png_of_the_same_pixels():
+    import io
+
+    from PIL import Image
+
+    from rlkit.lessons.panels import encode_png
+
+    rgba = np.random.default_rng(0).integers(0, 256, size=(7, 5, 4), dtype=np.uint8)
+    image = Image.open(io.BytesIO(encode_png(rgba)))
+    assert image.format == "PNG" and image.mode == "RGBA" and image.size == (5, 7)
+    assert np.array_equal(np.asarray(image), rgba)
+
+
+def test_redraw_order_is_what_a_full_drawing_paints_over_what_moves():
+    """The moving artists, and in their axes whatever a full drawing paints over them (a later line, the
+    legend, the spines), in a full drawing's order and left out of the background; not the axes' ticks and
+    title. An axes whose y-axis moves (its limits follow the data) has all its content repainted."""
+    from rlkit.lessons.panels import redraw_order
+
+    fig = Figure()
+    left, right = fig.subplots(1, 2)
+    below = left.plot([0, 1], [0, 1], zorder=1)[0]
+    moving = left.plot([0, 1], [1, 0], label="moving")[0]
+    above = left.plot([0, 1], [0.5, 0.5], label="above")[0]
+    legend = left.legend()
+    left.set_title("static")
+    still = right.plot([0, 1], [0, 1])[0]
+    bars = list(right.bar([0, 1], [1, 2]))
+    order = redraw_order([moving])
+    assert order[0] is moving and above in order and legend in order and below not in order
+    assert order.index(moving) < order.index(above) < order.index(legend)  # as Axes.draw sorts: by zorder
+    assert all(spine in order for spine in left.spines.values())
+    assert left.title not in order and left.xaxis not in order and left.yaxis not in order
+    assert all(artist.get_animated() for artist in order) and not below.get_animated()
+    assert not any(artist.axes is right for artist in order)
+    order = redraw_order([right.yaxis])
+    assert still in order and all(bar in order for bar in bars) and right.yaxis in order
+    assert right.xaxis not in order and right.title not in order
+
+
 # ------------------------------------------------------------------ the trust-region panel
 
 

@@ -1,47 +1,60 @@
 """Notebook 08's figures: the two V-MPO panels (the temperature dual over ε_η, the M-step fit over ε_α)
 and the static pictures of the selection and of the decoupled Gaussian M-step.
 
-The panels redraw on every slider move, so their drawings are kept lean: few artists, major ticks
-only, plain-text tick labels (matplotlib's default log-axis labels go through its math-text parser);
-and after the first drawing a move only updates the artists that change (:class:`RefreshPanel`),
-instead of building the axes and their ticks again.
+The panels redraw on every slider move, so after the first drawing a move repaints only what moved
+(:class:`RefreshPanel`, blitting): the curves and markers, the titles, and the y-axis of a plot whose
+limits follow the data; the rest (the other axes, their ticks and labels, the legends) is pixels
+rendered once. Log axes carry major ticks only, labelled as plain text (matplotlib's default
+log-axis labels go through its math-text parser).
 """
 from __future__ import annotations
 
 import math
 import time
-from functools import partial
 
 import ipywidgets as widgets
 import numpy as np
+from matplotlib.artist import Artist
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
-from rlkit.lessons.panels import Panel
+from rlkit.lessons.panels import BlittedPanel, redraw_order
 
 
-class RefreshPanel(Panel):
-    """A :class:`~rlkit.lessons.panels.Panel` whose later updates refresh the figure in place.
+class RefreshPanel(BlittedPanel):
+    """A :class:`~rlkit.lessons.panels.BlittedPanel` over two functions.
 
-    ``draw(data, fig)`` draws the first figure; ``refresh(data, fig)`` then updates the artists
-    ``draw`` kept in ``fig.artists_by_name`` (line data, titles, limits) for every later slider move.
-    The picture is the one ``draw`` would make from scratch (``tests/lessons/test_nb08_panels.py``).
+    ``draw(data, fig)`` draws the figure and returns its moving artists by name (``fig.artists_by_name``:
+    what depends on the slider); ``refresh(data, fig)`` moves them to new data. The first update draws
+    everything else once; every later one refreshes and repaints the moving artists over it, the titles
+    named in ``pasted`` as pixels rendered once per text. The picture is the one ``draw`` makes from
+    scratch (``tests/lessons/test_nb08_panels.py``).
     """
 
-    def __init__(self, compute, draw, refresh, controls, **kwargs):
-        self.refresh = refresh
+    def __init__(self, compute, draw, refresh, controls, *, pasted: tuple[str, ...] = (), **kwargs):
+        self.refresh, self.pasted_names = refresh, pasted
+        self._order: list[Artist] | None = None
         super().__init__(compute, draw, controls, **kwargs)
 
     def update(self, change=None) -> None:
         start = time.perf_counter()
-        self.data = self.compute(**self.values)
-        if getattr(self.figure, "artists_by_name", None) is None:
-            self.figure.clear()
-            self.draw(self.data, self.figure)
+        self.data = data = self.compute(**self.values)
+        if self._order is None:
+            def draw() -> None:
+                self.draw(data, self.figure)
+                self._order = redraw_order(_moving(self.figure.artists_by_name))
+
+            self.draw_static(draw)
         else:
-            self.refresh(self.data, self.figure)
-        self._show(self.png())
+            self.refresh(data, self.figure)
+        art = self.figure.artists_by_name
+        self.blit_order(self._order, pasted=_moving({name: art[name] for name in self.pasted_names}))
         self.seconds = time.perf_counter() - start
+
+
+def _moving(artists_by_name: dict) -> list[Artist]:
+    return [a for value in artists_by_name.values() for a in (value if isinstance(value, list) else [value])
+            if isinstance(a, Artist)]
 
 
 def _new_figure(figsize) -> Figure:
@@ -63,11 +76,17 @@ def _eps_eta_titles(data: dict) -> tuple[str, str, str]:
             f"ψ at τ*: max {data['max_psi']:.3f}, uniform 1/k = {1 / data['k']:.3f}")
 
 
+def _psi_top(data: dict) -> float:
+    return max(data["psi_sorted"][0] * 1.1, 2.0 / data["k"])
+
+
 def draw_eps_eta(data: dict, fig: Figure | None = None) -> Figure:
     """Draw :func:`rlkit.lessons.nb08_vmpo_em.demos.eps_eta_panel_data` onto ``fig`` (a new pyplot figure if None).
 
     Three panels: L_τ(τ) with its minimizer τ*; KL(ψ_τ ‖ U) against τ with the line ε_η (they
     cross at τ*); ψ at τ*, sorted, against the uniform 1/k. :func:`refresh_eps_eta` updates it.
+    ``data["tau_limits"]`` and ``data["kl_limits"]``, when given, fix the τ axes and the KL axis (the panel
+    gives the ranges τ* and ε_η take over its slider, so that a move moves τ* and ε_η and not the axes).
     """
     fig = fig if fig is not None else _new_figure((13, 3.8))
     axes = fig.subplots(1, 3)
@@ -77,26 +96,34 @@ def draw_eps_eta(data: dict, fig: Figure | None = None) -> Figure:
     (loss,) = ax.plot(taus, data["loss"], color="C0", lw=2)
     (loss_star,) = ax.plot([tau_star], [data["loss_star"]], "o", color="C3", ms=8)
     ax.set_xscale("log")
-    ax.set(xlabel="temperature τ", ylabel="L_τ", title=titles[0])
+    ax.set(xlabel="temperature τ", ylabel="L_τ")
+    title0 = ax.set_title(titles[0])
     ax = axes[1]
     ax.plot(taus, data["kl"], color="C2", lw=2, label="KL(ψ_τ ‖ uniform)")
     eps_line = ax.axhline(eps, color="k", ls=":", lw=1, label="ε_η")
     ax.axhline(data["log_k"], color="0.6", ls="--", lw=1, label="log k")
     (kl_star,) = ax.plot([tau_star], [data["kl_star"]], "o", color="C3", ms=8)
     ax.set_xscale("log")
-    ax.set(xlabel="temperature τ", ylabel="KL (nats)", title=titles[1])
-    ax.legend(fontsize=8, loc="upper right")
+    ax.set(xlabel="temperature τ", ylabel="KL (nats)")
+    if data.get("kl_limits") is not None:
+        ax.set_ylim(data["kl_limits"])
+    title1 = ax.set_title(titles[1])
+    ax.legend(fontsize=8, loc="upper right", framealpha=1)
     ax = axes[2]
     psi = data["psi_sorted"]
     stairs = ax.stairs(psi, np.arange(psi.size + 1), fill=True, color="C1")
-    ax.axhline(1.0 / data["k"], color="k", ls=":", lw=1)
-    ax.set(xlabel="selected sample (sorted by ψ)", ylabel="ψ", ylim=(0, max(psi[0] * 1.1, 2.0 / data["k"])),
-           title=titles[2])
+    uniform = ax.axhline(1.0 / data["k"], color="k", ls=":", lw=1)
+    ax.set(xlabel="selected sample (sorted by ψ)", ylabel="ψ", ylim=(0, _psi_top(data)))
+    title2 = ax.set_title(titles[2])
     for a in axes[:2]:
         _plain_log_axis(a.xaxis)
+        if data.get("tau_limits") is not None:
+            a.set_xlim(data["tau_limits"])
     fig.subplots_adjust(left=0.05, right=0.98, bottom=0.14, top=0.9, wspace=0.25)
-    fig.artists_by_name = {"axes": axes, "loss": loss, "loss_star": loss_star, "eps_line": eps_line,
-                           "kl_star": kl_star, "stairs": stairs}
+    # what a slider move changes: L_τ shifts (its y-axis follows it), ε_η and τ* move, ψ changes (its y-axis too)
+    fig.artists_by_name = {"axes": axes, "loss": loss, "loss_star": loss_star, "loss_axis": axes[0].yaxis,
+                           "eps_line": eps_line, "kl_star": kl_star, "stairs": stairs, "uniform": uniform,
+                           "psi_axis": axes[2].yaxis, "titles": [title0, title1, title2]}
     return fig
 
 
@@ -112,13 +139,13 @@ def refresh_eps_eta(data: dict, fig: Figure) -> Figure:
     art["kl_star"].set_data([data["tau_star"]], [data["kl_star"]])
     psi = data["psi_sorted"]
     art["stairs"].set_data(psi, np.arange(psi.size + 1))
-    axes[2].set_ylim(0, max(psi[0] * 1.1, 2.0 / data["k"]))
-    for ax, title in zip(axes, _eps_eta_titles(data)):
-        ax.set_title(title)
+    axes[2].set_ylim(0, _psi_top(data))
+    for text, title in zip(art["titles"], _eps_eta_titles(data)):
+        text.set_text(title)
     return fig
 
 
-def eps_eta_panel(batch, *, eps_eta: float = 0.1, fraction: float = 0.5, low: float = 1e-3, high: float | None = None) -> Panel:
+def eps_eta_panel(batch, *, eps_eta: float = 0.1, fraction: float = 0.5, low: float = 1e-3, high: float | None = None) -> RefreshPanel:
     """V-MPO's E-step temperature: a log slider ``eps_eta`` over [low, high].
 
     ``batch`` is an ``rlkit.lessons.nb08_vmpo_em.demos.EBatch``. ``high`` defaults to 0.9 · log k (beyond log k no τ
@@ -128,8 +155,10 @@ def eps_eta_panel(batch, *, eps_eta: float = 0.1, fraction: float = 0.5, low: fl
     from rlkit.lessons.nb08_vmpo_em.demos import (
         eps_eta_panel_data,
         selection_summary,
+        solve_eta,
         temperature_curve,
     )
+    from rlkit.lessons.panels import padded
 
     k = selection_summary(batch, fraction)["k"]
     high = 0.9 * math.log(k) if high is None else high
@@ -139,7 +168,17 @@ def eps_eta_panel(batch, *, eps_eta: float = 0.1, fraction: float = 0.5, low: fl
                                           step=0.05, description="eps_eta", readout_format=".3g",
                                           continuous_update=False),
     }
-    compute = partial(eps_eta_panel_data, batch, fraction=fraction, curve=curve)
+    # τ* falls as ε_η grows: the τ axes hold the grid and τ* at both ends of the slider
+    taus = curve["etas"]
+    tau_limits = padded(min(taus.min(), solve_eta(batch, high, fraction)),
+                        max(taus.max(), solve_eta(batch, low, fraction)), log=True)
+
+    kl_limits = padded(min(curve["kl"].min(), low), max(curve["kl"].max(), math.log(k), high))
+
+    def compute(**values) -> dict:
+        return {**eps_eta_panel_data(batch, fraction=fraction, curve=curve, **values), "tau_limits": tau_limits,
+                "kl_limits": kl_limits}
+
     return RefreshPanel(compute, draw_eps_eta, refresh_eps_eta, controls, figsize=(13, 3.8))
 
 
@@ -153,6 +192,8 @@ def draw_eps_alpha(data: dict, fig: Figure | None = None) -> Figure:
     Three panels: the fitted KL(π_old ‖ π_new) against ε_α over the precomputed grid (the dotted
     diagonal is KL = ε_α); π_old, the unconstrained target Σψ per action and the fitted π_new; the
     KL during the fit at the chosen ε_α (the final α in the title). :func:`refresh_eps_alpha` updates it.
+    ``data["probability_top"]``, when given, fixes the probability axis (the panel gives the largest bar of
+    the whole sweep, so that moving ε_α moves the bars and not the axis).
     """
     fig = fig if fig is not None else _new_figure((13, 3.8))
     axes = fig.subplots(1, 3)
@@ -164,24 +205,30 @@ def draw_eps_alpha(data: dict, fig: Figure | None = None) -> Figure:
     (chosen,) = ax.plot([eps], [data["kl"]], "o", color="C3", ms=9)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set(xlabel="ε_α", ylabel="KL after the M-step", title=titles[0])
-    ax.legend(fontsize=8, loc="upper left")
+    ax.set(xlabel="ε_α", ylabel="KL after the M-step")
+    title0 = ax.set_title(titles[0])
+    ax.legend(fontsize=8, loc="upper left", framealpha=1)
     ax = axes[1]
     arms = np.arange(fit["probs_old"].size)
     ax.bar(arms - 0.27, fit["probs_old"], width=0.27, color="0.6", label="π_old")
     bars = ax.bar(arms, fit["probs_new"], width=0.27, color="C3", label="π_new (fitted)")
     ax.bar(arms + 0.27, fit["target"], width=0.27, color="C1", label="Σψ per action (no trust region)")
     ax.set(xlabel="action", ylabel="probability", title="the M-step moves π towards ψ, by ε_α")
-    ax.legend(fontsize=8, loc="upper left")
+    if data.get("probability_top") is not None:
+        ax.set_ylim(0, data["probability_top"])
+    ax.legend(fontsize=8, loc="upper left", framealpha=1)
     ax = axes[2]
     (trace,) = ax.plot(np.arange(1, fit["kl_trace"].size + 1), np.maximum(fit["kl_trace"], 1e-8), color="C3")
     eps_line = ax.axhline(eps, color="k", ls=":", lw=1)
     ax.set_yscale("log")
-    ax.set(xlabel="M-step iteration", ylabel="KL(π_old ‖ π_θ)", title=titles[1])
+    ax.set(xlabel="M-step iteration", ylabel="KL(π_old ‖ π_θ)")
+    title2 = ax.set_title(titles[1])
     for axis in (axes[0].xaxis, axes[0].yaxis, axes[2].yaxis):
         _plain_log_axis(axis)
     fig.subplots_adjust(left=0.06, right=0.98, bottom=0.14, top=0.9, wspace=0.3)
-    fig.artists_by_name = {"axes": axes, "chosen": chosen, "bars": bars, "trace": trace, "eps_line": eps_line}
+    # what a move to another grid point changes: the chosen point, π_new's bars, the fit's trace (its y-axis follows it)
+    fig.artists_by_name = {"axes": axes, "chosen": chosen, "bars": list(bars), "trace": trace, "eps_line": eps_line,
+                           "trace_axis": axes[2].yaxis, "titles": [title0, title2]}
     return fig
 
 
@@ -197,17 +244,17 @@ def refresh_eps_alpha(data: dict, fig: Figure) -> Figure:
     art["eps_line"].set_ydata([data["eps_alpha"]] * 2)
     axes[2].relim()
     axes[2].autoscale_view()
-    axes[0].set_title(_eps_alpha_titles(data)[0])
-    axes[2].set_title(_eps_alpha_titles(data)[1])
+    for text, title in zip(art["titles"], _eps_alpha_titles(data)):
+        text.set_text(title)
     return fig
 
 
-def eps_alpha_panel(sweep: list, *, eps_alpha: float = 0.01) -> Panel:
+def eps_alpha_panel(sweep: list, *, eps_alpha: float = 0.01) -> RefreshPanel:
     """V-MPO's M-step trust region: a log slider ``eps_alpha`` over a precomputed sweep.
 
     ``sweep`` is ``rlkit.lessons.nb08_vmpo_em.demos.m_step_sweep(batch, eps_alphas)`` with log-spaced ε_α (the
     slider steps on that grid); a slider move only selects a fit and redraws
-    (``rlkit.lessons.nb08_vmpo_em.demos.eps_alpha_panel_data``).
+    (``rlkit.lessons.nb08_vmpo_em.demos.eps_alpha_panel_data``; the probability axis holds every fit's bars).
     """
     from rlkit.lessons.nb08_vmpo_em.demos import eps_alpha_panel_data
 
@@ -218,8 +265,13 @@ def eps_alpha_panel(sweep: list, *, eps_alpha: float = 0.01) -> Panel:
                                             step=step, description="eps_alpha", readout_format=".3g",
                                             continuous_update=False),
     }
-    return RefreshPanel(partial(eps_alpha_panel_data, sweep), draw_eps_alpha, refresh_eps_alpha, controls,
-                        figsize=(13, 3.8))
+    top = 1.05 * max(float(np.max(f[key])) for f in sweep for key in ("probs_old", "probs_new", "target"))
+
+    def compute(**values) -> dict:
+        return {**eps_alpha_panel_data(sweep, **values), "probability_top": top}
+
+    # one title per grid point: pasted as pixels rendered once
+    return RefreshPanel(compute, draw_eps_alpha, refresh_eps_alpha, controls, pasted=("titles",), figsize=(13, 3.8))
 
 
 # --------------------------------------------------------------------------- static figures
