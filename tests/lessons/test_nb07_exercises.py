@@ -1,25 +1,16 @@
-"""Exercise checks of notebook 07: the right answer passes, typical wrong answers and the notebook's
-placeholder (None) fail without raising. The data are made up here (a run directory, a sweep table,
+"""Exercise checks of notebook 07. The implementation exercise: a correct actor step passes, the stub says
+"not done", and each planted typical mistake is named. The numeric exercises: the right answer passes, typical
+wrong answers and the placeholder (None) fail without raising; their data are made up here (a sweep table,
 benchmark rows), so the expected answers are computed by hand, independently of rlkit."""
 import json
 import math
 
 import pytest
+import torch
 
 from rlkit.lessons.nb07_acktr_runs import exercises as ex07
 from rlkit.experiments.runs import write_csv
 from rlkit.experiments.sweeps import load_sweep
-
-
-@pytest.fixture
-def run(tmp_path):
-    """Two logged ACKTR updates, δ = 0.002: update 1 uncapped (q = 0.5), update 2 capped (q = 0.001)."""
-    (tmp_path / "config.json").write_text(json.dumps({"rlkit_run": 1, "agent": {"delta": 0.002}}), encoding="utf-8")
-    write_csv(tmp_path / "updates.csv", ["update", "quadratic", "eta_max", "step_size", "step_size_capped"], [
-        {"update": 1, "quadratic": 0.5, "eta_max": 0.25, "step_size": math.sqrt(0.008), "step_size_capped": 0.0},
-        {"update": 2, "quadratic": 0.001, "eta_max": 0.25, "step_size": 0.25, "step_size_capped": 1.0},
-    ])
-    return tmp_path
 
 
 @pytest.fixture
@@ -47,27 +38,78 @@ ROWS = [{"env": ex07.RATIO_ENV, "algorithm": a, "episodes_to_threshold": e, "env
 # medians: episodes A2C 500, ACKTR 200 → 2.5; env steps 9000 / 2000 = 4.5
 
 
-def test_step_size_uncapped_and_capped(run, capsys):
-    assert ex07.check_step_size(math.sqrt(2 * 0.002 / 0.5), run, update=1) is True
-    assert capsys.readouterr().out.startswith("✓")
-    assert ex07.check_step_size(0.25, run, update=2) is True
-    assert capsys.readouterr().out.startswith("✓")
-    for answer, hint in [(math.sqrt(0.002 / 0.5), "baselines"), (0.25, "does not bind"), (0.008, "square root")]:
-        assert ex07.check_step_size(answer, run, update=1) is False
-        assert hint in capsys.readouterr().out
-    assert ex07.check_step_size(2.0, run, update=2) is False  # sqrt(2δ/q) without the cap
-    assert "cap takes over" in capsys.readouterr().out
+# ----------------------------------------------------------------------------- the implementation exercise
 
 
-@pytest.mark.parametrize("answer", [None, "abc", [1.0, 2.0]])
-def test_step_size_placeholder_fails_without_raising(run, answer, capsys):
-    assert ex07.check_step_size(answer, run, update=1) is False
-    assert capsys.readouterr().out.startswith("✗")
+def eigen_direction(G, A, S, damping):
+    """(S ⊗ A + λI)⁻¹ vec(G) by a dense solve on the Kronecker product (row-major vec): independent of rlkit."""
+    K = torch.kron(S, A) + damping * torch.eye(A.shape[0] * S.shape[0], dtype=A.dtype)
+    return torch.linalg.solve(K, G.reshape(-1)).reshape(G.shape)
 
 
-def test_step_size_unknown_update_is_an_error(run):
-    with pytest.raises(ValueError, match="no update 3"):
-        ex07.check_step_size(0.1, run, update=3)
+def make_actor_step(eta_rule=lambda q, d, m: min(m, math.sqrt(2 * d / q)), precondition=True, q_from_gradient=False,
+                    sign=-1.0, damp_factors=False):
+    """A correct actor step (the defaults), or one with a planted mistake."""
+    def actor_step(grads, factors, damping, delta, eta_max):
+        if damp_factors:
+            directions = [torch.linalg.solve(S + damping * torch.eye(len(S), dtype=S.dtype), G)
+                          @ torch.linalg.inv(A + damping * torch.eye(len(A), dtype=A.dtype)) for G, (A, S) in zip(grads, factors)]
+        elif precondition:
+            directions = [eigen_direction(G, A, S, damping) for G, (A, S) in zip(grads, factors)]
+        else:
+            directions = list(grads)
+        q = float(sum((G * (G if q_from_gradient else D)).sum() for G, D in zip(grads, directions)))
+        eta = eta_rule(q, delta, eta_max)
+        return [sign * eta * D for D in directions], eta
+    return actor_step
+
+
+def test_actor_step_accepts_a_correct_implementation(capsys):
+    assert ex07.check_actor_step(make_actor_step()) is True
+    assert capsys.readouterr().out.startswith("✓ actor_step: agrees with rlkit on 3 random inputs")
+
+
+def test_actor_step_says_not_done_for_the_stub(capsys):
+    def actor_step(grads, factors, damping, delta, eta_max):
+        raise NotImplementedError
+
+    assert ex07.check_actor_step(actor_step) is False
+    assert "not done yet" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mistake, message", [
+    (make_actor_step(eta_rule=lambda q, d, m: min(m, math.sqrt(d / q))), "missing the factor 2"),
+    (make_actor_step(eta_rule=lambda q, d, m: min(m, 2 * d / q)), "take the square root"),
+    (make_actor_step(eta_rule=lambda q, d, m: math.sqrt(2 * d / q)), "the cap η_max is ignored"),
+    (make_actor_step(precondition=False), "the gradient is not preconditioned"),
+    (make_actor_step(q_from_gradient=True), "q is ĝᵀĝ"),
+    (make_actor_step(damp_factors=True), "λ is added to A and to S separately"),
+    (make_actor_step(sign=1.0), "the wrong sign"),
+])
+def test_actor_step_names_each_typical_mistake(mistake, message, capsys):
+    assert ex07.check_actor_step(mistake) is False
+    out = capsys.readouterr().out
+    assert out.startswith("✗ actor_step") and message in out
+
+
+def test_actor_step_reports_other_errors_and_wrong_shapes(capsys):
+    assert ex07.check_actor_step(lambda grads, factors, damping, delta, eta_max: 1 / 0) is False
+    assert "ZeroDivisionError" in capsys.readouterr().out
+    right = make_actor_step()
+    assert ex07.check_actor_step(lambda *args: (right(*args)[0][:1], right(*args)[1])) is False  # a layer missing
+    assert "returned 2 value(s), expected 3" in capsys.readouterr().out
+
+
+def test_actor_step_cases_contain_capped_and_uncapped_steps():
+    etas = []
+    for case in ex07.actor_step_cases():
+        q = float(sum((G * eigen_direction(G, A, S, case["damping"])).sum()
+                      for G, (A, S) in zip(case["grads"], case["factors"])))
+        etas.append(math.sqrt(2 * case["delta"] / q) < case["eta_max"])
+    assert etas == [True, False, True]
+
+
+# ----------------------------------------------------------------------------- the numeric exercises
 
 
 def test_sweep_steps(sweep, capsys):

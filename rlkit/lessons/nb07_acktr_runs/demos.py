@@ -1,83 +1,19 @@
-"""What notebook 07 computes over ACKTR, A2C and TRPO runs: training a few seeds, reading their
-diagnostics (KL, time split), the sweep's late returns, K-FAC's layer sizes, and the papers'
-tables beside the committed results.
+"""What notebook 07 draws and tabulates around the ACKTR update it writes out: the figure of its own
+CartPole run, the sweep's late returns, K-FAC's layer sizes, and the paper's tables beside the committed
+results.
 """
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from rlkit.experiments.report import run_final_return as final_return  # noqa: F401 - the notebook reads them from here
-from rlkit.experiments.report import run_steps_to_threshold as steps_to_threshold  # noqa: F401
 from rlkit.experiments.results import Reproduction, median_to_threshold
-from rlkit.experiments.runs import UPDATES_FILE, read_columns, read_config, read_updates
-from rlkit.experiments.runs import read_episodes as run_episodes  # noqa: F401
 
 ALGORITHMS = ("acktr", "a2c", "trpo")
 
 
 LABELS = {"acktr": "ACKTR", "a2c": "A2C", "trpo": "TRPO"}
-
-
-def train_runs(env: str, algorithms: Sequence[str], seeds: Sequence[int], steps: int, root: str | os.PathLike,
-               overrides: dict[str, dict] | None = None) -> dict[str, list[Path]]:
-    """Train each algorithm (its default preset for the env's family) with each seed for ``steps`` env steps.
-
-    Runs go to ``root/<algorithm>-s<seed>`` (overwritten), with a single checkpoint at the end
-    (notebooks do not resume). ``overrides``: per algorithm, hyperparameters over the preset.
-    Returns ``{algorithm: [run_dir per seed]}``.
-    """
-    from rlkit.experiments.train import (
-        train,  # the training loop is a layer above this module
-    )
-
-    dirs: dict[str, list[Path]] = {}
-    for algorithm in algorithms:
-        for seed in seeds:
-            run_dir = Path(root) / f"{algorithm}-s{seed}"
-            train(algorithm, env, steps=steps, seed=seed, overrides=(overrides or {}).get(algorithm),
-                  run_dir=run_dir, overwrite=True, progress=False, checkpoint_every=10**9, keep_checkpoints=1)
-            dirs.setdefault(algorithm, []).append(run_dir)
-    return dirs
-
-
-def run_columns(run_dir: str | os.PathLike, file: str = "updates.csv") -> dict[str, np.ndarray]:
-    """Every column of a run's ``updates.csv`` (under today's column names) or ``episodes.csv`` as a float
-    array (NaN where empty)."""
-    return read_updates(run_dir) if file == UPDATES_FILE else read_columns(Path(run_dir) / file)
-
-
-def kl_summary(run_dir: str | os.PathLike) -> dict:
-    """The trust region over a run, from its updates.csv.
-
-    Returns ``updates``; ``predicted_kl`` and ``measured_kl`` (medians over updates); ``measured_kl_max``; ``ratio_median`` and
-    ``ratio_q90`` (median and 90th percentile of measured/predicted, where predicted > 0); ``capped``
-    (fraction of updates with η = η_max, NaN for an agent without a cap); ``step_size_median``;
-    ``entropy_first`` and ``entropy_last`` (mean policy entropy of the first and last 10 updates, nats).
-    """
-    c = run_columns(run_dir)
-    out = {"updates": int(len(c["update"]))}
-    measured = c.get("measured_kl", np.full(len(c["update"]), np.nan))
-    out["measured_kl"] = float(np.nanmedian(measured)) if np.isfinite(measured).any() else math.nan
-    out["measured_kl_max"] = float(np.nanmax(measured)) if np.isfinite(measured).any() else math.nan
-    if "predicted_kl" in c:
-        predicted = c["predicted_kl"]
-        ok = (predicted > 0) & np.isfinite(measured)
-        ratio = measured[ok] / predicted[ok]
-        out.update(predicted_kl=float(np.median(predicted)),
-                   ratio_median=float(np.median(ratio)) if len(ratio) else math.nan,
-                   ratio_q90=float(np.quantile(ratio, 0.9)) if len(ratio) else math.nan)
-    else:
-        out.update(predicted_kl=math.nan, ratio_median=math.nan, ratio_q90=math.nan)
-    out["capped"] = float(np.mean(c["step_size_capped"])) if "step_size_capped" in c else math.nan
-    out["step_size_median"] = float(np.median(c["step_size"])) if "step_size" in c else math.nan
-    entropy = c.get("entropy", np.full(1, np.nan))
-    out["entropy_first"], out["entropy_last"] = float(np.mean(entropy[:10])), float(np.mean(entropy[-10:]))
-    return out
 
 
 def rolling_median(values: np.ndarray, window: int = 15) -> np.ndarray:
@@ -94,31 +30,49 @@ def rolling_median(values: np.ndarray, window: int = 15) -> np.ndarray:
     return out
 
 
-def time_split(run_dir: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Seconds per update: ``stats`` (K-FAC's Fisher pass statistics), ``inverse`` (eigendecompositions of
-    the factors), ``precondition`` (S⁻¹∇W A⁻¹ and q), ``rest_of_update`` (forward, backward, step,
-    diagnostics: ``time_update`` minus the three) and ``collect`` (acting in the envs: the wall time
-    between updates minus ``time_update``). Timings differ between identical runs: never assert them."""
-    c = run_columns(run_dir)
-    wall = c["wall_time_s"]
-    update = c["time_update"]
-    kfac = {k: c.get(f"time_{k}", np.zeros_like(update)) for k in ("stats", "inverse", "precondition")}
-    rest = update - kfac["stats"] - kfac["inverse"] - kfac["precondition"]
-    collect = np.diff(np.concatenate([[0.0], wall])) - update
-    return {"update": c["update"].astype(int), **kfac, "rest_of_update": rest, "collect": np.maximum(collect, 0.0)}
+def plot_training(log: dict, episodes: list, delta: float, threshold: float, title: str):
+    """The figure of one training run of the notebook's ACKTR: the episode returns (each faint, the mean of
+    the last 10 bold) with the threshold; the KL of each update (measured, and predicted ½η²q, running
+    medians over 15 updates) against δ; the step size η against its cap, capped updates marked; the
+    policy's entropy. ``log``: lists per update (``env_steps``, ``measured_kl``, ``predicted_kl``,
+    ``step_size``, ``eta_max``, ``entropy``); ``episodes``: :class:`rlkit.rollout.Episode` s."""
+    import matplotlib.pyplot as plt
 
-
-def step_size_from_row(row: dict, delta: float, convention: str = "paper") -> float:
-    """η of one ACKTR update from its logged ``quadratic`` q and ``eta_max`` (a row of updates.csv, strings
-    or numbers) and the run's δ: :func:`rlkit.trust_region.effective_step_size`."""
-    from rlkit.trust_region import effective_step_size
-
-    return effective_step_size(float(row["quadratic"]), float(delta), float(row["eta_max"]), convention)
-
-
-def run_delta(run_dir: str | os.PathLike) -> float:
-    """The run's δ (config.json)."""
-    return float(read_config(run_dir)["agent"]["delta"])
+    c = {key: np.asarray(values, dtype=float) for key, values in log.items()}
+    x = c["env_steps"]
+    fig, axes = plt.subplots(1, 4, figsize=(18, 3.8))
+    ax = axes[0]
+    steps = np.array([e.env_steps for e in episodes], dtype=float)
+    returns = np.array([e.episode_return for e in episodes], dtype=float)
+    ax.plot(steps, returns, color="C0", lw=0.5, alpha=0.3)
+    if len(returns) >= 10:
+        ax.plot(steps[9:], np.convolve(returns, np.ones(10) / 10, mode="valid"), color="C0", lw=2,
+                label="mean of the last 10 episodes")
+    ax.axhline(threshold, color="gray", ls=":", lw=1, label=f"threshold {threshold:g}")
+    ax.set(xlabel="env steps", ylabel="episode return", title="returns")
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    ax.plot(x, c["measured_kl"], color="C0", lw=0.6, alpha=0.3)
+    ax.plot(x, rolling_median(c["measured_kl"]), color="C0", lw=2, label="measured KL(π_old ‖ π_new)")
+    ax.plot(x, rolling_median(c["predicted_kl"]), color="k", lw=1.5, label="predicted ½η²q")
+    ax.axhline(delta, color="k", ls="--", lw=0.8, label=f"δ = {delta:g}")
+    ax.set(yscale="log", xlabel="env steps", ylabel="KL per update", title="KL of each step")
+    ax.legend(fontsize=8)
+    ax = axes[2]
+    capped = c["step_size"] >= c["eta_max"]
+    ax.plot(x, c["step_size"], color="C0", lw=1, label="η")
+    ax.plot(x[capped], c["step_size"][capped], "o", ms=3, color="C3", label="η = η_max (capped)")
+    ax.axhline(c["eta_max"][0], color="k", ls="--", lw=1, label=f"η_max = {c['eta_max'][0]:g}")
+    ax.set(xlabel="env steps", ylabel="η", title="the actor's step size")
+    ax.legend(fontsize=8)
+    ax = axes[3]
+    ax.plot(x, c["entropy"], color="C0", lw=1)
+    ax.axhline(math.log(2), color="gray", ls=":", lw=1, label="log 2: uniform over 2 actions")
+    ax.set(xlabel="env steps", ylabel="mean entropy (nats)", title="policy entropy")
+    ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
 
 
 def sweep_late_returns(sweep, statistic: str = "mean", threshold: float | None = None, after: float = 0.5) -> dict:

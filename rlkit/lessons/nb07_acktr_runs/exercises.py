@@ -1,20 +1,22 @@
-"""Exercise checks for notebook 07 (ACKTR runs).
+"""Exercise checks for notebook 07 (ACKTR written out and run).
 
-Each check takes the student's answer (``None`` while the exercise is not done: the check then says so and
-returns False, it does not raise), compares it with rlkit's own computation on the same data (a run
-directory the notebook trained, the precomputed sweep, the committed benchmark) and prints ✓ or ✗ with a
-hint naming the typical mistake.
+:func:`check_actor_step` runs the student's ACKTR actor step (precondition, then scale) against rlkit on
+seeded random inputs (:func:`rlkit.lessons.checks.check_implementation`) and names the typical mistake.
+The numeric checks take the student's answer (``None`` while the exercise is not done: the check then says
+so and returns False, it does not raise), compare it with rlkit's own computation on the same data (the
+precomputed sweep, the committed benchmark) and print ✓ or ✗ with a hint naming the typical mistake.
 """
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 
-from rlkit.lessons.checks import NOT_DONE, close, report
+import torch
 
-__all__ = ["check_step_size", "check_sweep_steps", "check_sample_efficiency_ratio",
+from rlkit.lessons.checks import NOT_DONE, check_implementation, close, report
+
+__all__ = ["check_actor_step", "actor_step_cases", "check_sweep_steps", "check_sample_efficiency_ratio",
            "SWEEP_POINT", "RATIO_ENV"]
 
 #: Exercise 2: the sweep point whose steps to 475 the student reads
@@ -23,42 +25,120 @@ SWEEP_POINT = {"delta": 1e-3, "eta_max": 0.25}
 RATIO_ENV = "InvertedPendulum-v5"
 
 
-def _update_row(run_dir: str | os.PathLike, update: int) -> dict:
-    from rlkit.experiments.runs import read_update_rows
-
-    _, rows = read_update_rows(run_dir)
-    matches = [row for row in rows if int(row["update"]) == int(update)]
-    if not matches:
-        raise ValueError(f"{run_dir} has no update {update}")
-    return matches[0]
+# ---------------------------------------------------------------- the implementation exercise
 
 
-def check_step_size(answer, run_dir: str | os.PathLike, update: int) -> bool:
-    """Exercise 1: η of ``update`` of the ACKTR run in ``run_dir`` from its logged q, η_max and the run's δ."""
-    from rlkit.lessons.nb07_acktr_runs.demos import run_delta, step_size_from_row
+def actor_step_cases() -> list[dict]:
+    """Seeded random inputs of ``actor_step``: two layers (5 → 4 → 3, bias as the last column), random
+    SPD factors, float64. Case 1 is uncapped (√(2δ/q) < η_max), case 2 capped, case 3 uncapped with a
+    larger damping; each typical mistake gives a different answer in at least one case."""
+    cases = []
+    for seed, damping, delta, eta_max in [(0, 1e-2, 1e-3, 1.0), (1, 1e-2, 0.5, 0.05), (2, 0.1, 2e-3, 1.0)]:
+        gen = torch.Generator().manual_seed(700 + seed)
+        grads, factors = [], []
+        for d_in, d_out in [(5, 4), (4, 3)]:
+            X = torch.randn(d_in + 1, 3 * (d_in + 1), generator=gen, dtype=torch.float64)
+            Y = torch.randn(d_out, 3 * d_out, generator=gen, dtype=torch.float64)
+            factors.append((X @ X.T / X.shape[1], Y @ Y.T / Y.shape[1]))
+            grads.append(torch.randn(d_out, d_in + 1, generator=gen, dtype=torch.float64))
+        cases.append(dict(grads=grads, factors=factors, damping=damping, delta=delta, eta_max=eta_max))
+    return cases
 
-    row = _update_row(run_dir, update)
-    delta = run_delta(run_dir)
-    what = f"η of update {update} (q = {float(row['quadratic']):.5g}, δ = {delta:g}, η_max = {float(row['eta_max']):g})"
-    if answer is None:
-        return report(False, what, NOT_DONE)
-    expected = step_size_from_row(row, delta)
-    ok, hint = close(answer, expected, rtol=1e-3, atol=0.0)
-    q, eta_max = float(row["quadratic"]), float(row["eta_max"])
-    if not ok and close(answer, math.sqrt(delta / q), rtol=1e-3, atol=0.0)[0]:
-        hint = "that is sqrt(δ/q), the baselines rule; the paper's sets ½η²q = δ"
-    elif not ok and close(answer, math.sqrt(2 * delta / q), rtol=1e-3, atol=0.0)[0]:
-        hint = f"sqrt(2δ/q) is above η_max = {eta_max:g}: the cap takes over"
-    elif not ok and close(answer, 2 * delta / q, rtol=1e-3, atol=0.0)[0]:
-        hint = "2δ/q is η²; take the square root"
-    elif not ok and close(answer, eta_max, rtol=1e-6, atol=0.0)[0]:
-        hint = "the cap does not bind here: sqrt(2δ/q) < η_max"
-    verdict = report(ok, what, hint)
-    if ok:
-        print(f"  (rlkit: effective_step_size(q, δ, η_max) = {expected:.6g}; updates.csv logged step_size = "
-              f"{float(row['step_size']):.6g}, step_size_capped = {float(row['step_size_capped']):g}, "
-              f"predicted KL ½η²q = {0.5 * expected ** 2 * q:.3g})")
-    return verdict
+
+def _kfac_direction(grads, factors, damping):
+    """rlkit's F̃⁻¹∇L layer by layer (``KFAC.precondition`` with eigen damping) and q = Σ⟨G, F̃⁻¹G⟩: the
+    factors are set on a KFAC over Linear layers of the grads' shapes, the grads written into .grad."""
+    from torch import nn
+
+    from rlkit.kfac import KFAC
+
+    model = nn.Sequential(*[nn.Linear(G.shape[1] - 1, G.shape[0]) for G in grads]).double()
+    kfac = KFAC(model, damping=damping, damping_mode="eigen", inverse_every=1)
+    for layer, module, G, (A, S) in zip(kfac.layers.values(), model, grads, factors):
+        layer.A, layer.S = A.clone(), S.clone()
+        module.weight.grad, module.bias.grad = G[:, :-1].clone(), G[:, -1].clone()
+    q = kfac.precondition()
+    kfac.remove()
+    return [torch.cat([m.weight.grad, m.bias.grad[:, None]], dim=1) for m in model], q
+
+
+def _reference_actor_step(grads, factors, damping, delta, eta_max):
+    from rlkit.trust_region import effective_step_size
+
+    directions, q = _kfac_direction(grads, factors, damping)
+    eta = effective_step_size(q, delta, eta_max, "paper")
+    return [-eta * D for D in directions], eta
+
+
+def _step_with(eta_rule, precondition=True, q_from_gradient=False, sign=-1.0, damp_factors=False):
+    """A mistaken actor step: η from ``eta_rule(q, delta, eta_max)``, the direction preconditioned or not, q
+    from ⟨G, Δ⟩ or from ⟨G, G⟩, the step's sign, and λ added to A and S instead of to the Kronecker eigenvalues."""
+    def mistaken(grads, factors, damping, delta, eta_max):
+        if damp_factors:
+            directions = []
+            for G, (A, S) in zip(grads, factors):
+                eye_A, eye_S = torch.eye(len(A), dtype=A.dtype), torch.eye(len(S), dtype=S.dtype)
+                directions.append(torch.linalg.solve(S + damping * eye_S, G) @ torch.linalg.inv(A + damping * eye_A))
+            q = float(sum((G * D).sum() for G, D in zip(grads, directions)))
+        elif precondition:
+            directions, q = _kfac_direction(grads, factors, damping)
+        else:
+            directions, q = list(grads), None
+        if q_from_gradient or q is None:
+            q = float(sum((G * G).sum() for G in grads))
+        eta = eta_rule(q, delta, eta_max)
+        return [sign * eta * D for D in directions], eta
+    return mistaken
+
+
+def _paper(q, delta, eta_max):
+    return min(eta_max, math.sqrt(2 * delta / q))
+
+
+_ACTOR_STEP_MISTAKES = [
+    (_step_with(lambda q, d, m: min(m, math.sqrt(d / q))),
+     "η = min(η_max, √(δ/q)) is missing the factor 2 (that is baselines' kl_clip rule): the paper's η sets the "
+     "predicted KL ½η²q equal to δ, so η = √(2δ/q)"),
+    (_step_with(lambda q, d, m: min(m, 2 * d / q)),
+     "2δ/q is η², not η: take the square root, η = min(η_max, √(2δ/q))"),
+    (_step_with(lambda q, d, m: math.sqrt(2 * d / q)),
+     "the cap η_max is ignored: η = min(η_max, √(2δ/q))"),
+    (_step_with(_paper, precondition=False),
+     "the gradient is not preconditioned: the direction is Δ = F̂⁻¹∇L, per layer "
+     "Q_S [(Q_Sᵀ G Q_A) / (λ_S λ_Aᵀ + λ)] Q_Aᵀ, and q = Σ⟨G, Δ⟩"),
+    (_step_with(_paper, q_from_gradient=True),
+     "q is ĝᵀĝ = Σ⟨G, G⟩: the trust region needs q = ĝᵀF̂⁻¹ĝ = Σ⟨G, Δ⟩ with Δ the preconditioned gradient"),
+    (_step_with(_paper, damp_factors=True),
+     "λ is added to A and to S separately, (S + λI)⁻¹ G (A + λI)⁻¹: eigen damping adds λ to every Kronecker "
+     "eigenvalue λ_S,i·λ_A,j instead"),
+    (_step_with(_paper, sign=1.0),
+     "the step has the wrong sign: G is the gradient of the loss, so the step is −ηΔ (descent)"),
+]
+
+
+def check_actor_step(actor_step) -> bool:
+    """Implementation exercise: ``actor_step(grads, factors, damping, delta, eta_max)`` returns
+    ``(steps, eta)``: per layer the step −ηΔ (Δ = (S ⊗ A + λI)⁻¹ vec(G), eigen damping) and
+    η = min(η_max, √(2δ/q)), q = Σ⟨G, Δ⟩; checked against ``rlkit.kfac.KFAC.precondition`` and
+    ``rlkit.trust_region.effective_step_size`` on seeded random factors and gradients (the function gets
+    copies, so changing them in place does no harm)."""
+    def on_copies(grads, factors, damping, delta, eta_max):
+        steps, eta = actor_step([G.clone() for G in grads], [(A.clone(), S.clone()) for A, S in factors],
+                                damping, delta, eta_max)
+        return (*steps, eta)
+
+    def flat(function):
+        def flattened(**case):
+            steps, eta = function(**case)
+            return (*steps, eta)
+        return flattened
+
+    return check_implementation(on_copies, flat(_reference_actor_step), actor_step_cases(), what="actor_step",
+                                mistakes=[(flat(m), message) for m, message in _ACTOR_STEP_MISTAKES],
+                                rtol=1e-6, atol=1e-9)
+
+
+# ---------------------------------------------------------------- the numeric exercises
 
 
 def check_sweep_steps(answer, sweep=None, threshold: float = 475.0) -> bool:
