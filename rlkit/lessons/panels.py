@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import ipywidgets as widgets
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.artist import Artist
 from matplotlib.axis import Axis
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -327,11 +328,13 @@ def _draw_sweep(data: dict, fig: Figure) -> dict:
         moving["bound_label"] = diag.text(0.98, data["point"][bound], _bound_label(data, bound), fontsize=7, ha="right",
                                           va="bottom", transform=diag.get_yaxis_transform())
     grid = data["grid"]
-    image = heat.imshow(grid["values"], origin="lower", aspect="auto", cmap="viridis")
+    finite = np.where(np.isfinite(grid["values"]), grid["values"], np.nan)  # a point that never reached it: blank
+    cmap = colormaps["viridis"].with_extremes(bad="white")
+    image = heat.imshow(finite, origin="lower", aspect="auto", cmap=cmap)
     heat.set_xticks(range(len(grid["x_values"])), [f"{v:.2g}" for v in grid["x_values"]], fontsize=7)
     heat.set_yticks(range(len(grid["y_values"])), [f"{v:.2g}" for v in grid["y_values"]], fontsize=7)
     moving["circle"] = heat.plot(*_grid_cell(data), "o", ms=14, mfc="none", mec="red", mew=2)[0]
-    heat.set(xlabel=grid["x"], ylabel=grid["y"], title="final return, mean over seeds")
+    heat.set(xlabel=grid["x"], ylabel=grid["y"], title=HEAT_TITLES.get(grid.get("metric"), grid.get("metric", "")))
     fig.colorbar(image, ax=heat, fraction=0.05)
     limits = data.get("limits")
     for ax in (curves, diag):
@@ -362,6 +365,11 @@ def _bound(data: dict) -> str | None:
 
 def _bound_label(data: dict, name: str) -> str:
     return f"{name} = {data['point'][name]:.3g}"
+
+
+# The heatmap's title by sweep_grid metric
+HEAT_TITLES = {"final_return": "final return, mean over seeds",
+               "steps_to_threshold": "env steps to threshold, median over seeds\n(blank: most seeds never reached it)"}
 
 
 def _grid_cell(data: dict) -> tuple[int, int]:
@@ -404,14 +412,14 @@ class SweepPanel(BlittedPanel):
     directory, drawing the curve as it learns.
     """
 
-    def __init__(self, sweep, controls, *, train_steps: int | None = None):
+    def __init__(self, sweep, controls, *, train_steps: int | None = None, heat: str = "final_return"):
         from rlkit.experiments.sweeps import sweep_grid
 
         self.sweep, self.live = sweep, None
         self.train_steps = int(train_steps or sweep.meta.get("steps", 100_000))
         self.limits = sweep_limits(sweep)
         self._moving: dict | None = None
-        grid = sweep_grid(sweep, "final_return")
+        grid = sweep_grid(sweep, heat, sweep.meta.get("threshold") if heat == "steps_to_threshold" else None)
         super().__init__(lambda **values: sweep_panel_data(sweep, grid, self.live, limits=self.limits, **values),
                          draw_sweep, controls, figsize=(14, 4))
         self.button = widgets.Button(description="Train live", tooltip="train with these values, seed 0")
@@ -498,11 +506,14 @@ class SweepPanel(BlittedPanel):
         return result
 
 
-def sweep_panel(sweep="acktr-delta-eta-max", *, train_steps: int | None = None, **values) -> SweepPanel:
+def sweep_panel(sweep="acktr-delta-eta-max", *, train_steps: int | None = None, heat: str = "final_return",
+                **values) -> SweepPanel:
     """Sliders over a precomputed sweep (``rlkit.experiments.sweeps``): one per axis, named by the kit's names
     (``delta`` and ``eta_max`` for ACKTR, ``eps_eta`` and ``eps_alpha`` for V-MPO), log sliders for
     δ, ε_η, ε_α stepping on the swept half-decades, a linear slider for η_max; start values ``values``
-    (default: the middle of each axis). ``sweep``: a name or a :class:`rlkit.experiments.sweeps.Sweep`."""
+    (default: the middle of each axis). ``sweep``: a name or a :class:`rlkit.experiments.sweeps.Sweep`.
+    ``heat``: the heatmap's metric, ``"final_return"`` or ``"steps_to_threshold"`` (at the sweep's threshold;
+    the one to pick where every point ends at the same return)."""
     from rlkit.experiments.sweeps import LOG_AXES, load_sweep
 
     sweep = load_sweep(sweep) if isinstance(sweep, str) else sweep
@@ -518,4 +529,4 @@ def sweep_panel(sweep="acktr-delta-eta-max", *, train_steps: int | None = None, 
         else:
             controls[name] = widgets.FloatSlider(value=start, min=float(grid[0]), max=float(grid[-1]), step=0.05,
                                                  description=name, readout_format=".2f", continuous_update=False)
-    return SweepPanel(sweep, controls, train_steps=train_steps)
+    return SweepPanel(sweep, controls, train_steps=train_steps, heat=heat)

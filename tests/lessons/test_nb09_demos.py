@@ -32,13 +32,6 @@ def test_episode_numbers_by_hand(run):
     assert vr.final_return(run, window=2) == 500
 
 
-def test_outcome_of_any_run(run):
-    o = vr.run_outcome(run)
-    assert o == {"algorithm": "vmpo", "env": "CartPole-v1", "seed": 3, "env_steps": 800, "threshold": 475.0,
-                 "steps_to_threshold": None, "final_return": pytest.approx(447.0)}
-    assert vr.run_outcome(run, threshold=300)["steps_to_threshold"] == 10_000  # episodes 1..10: mean 300
-
-
 def test_budgets_follow_the_policy_kind(run, tmp_path):
     assert vr.run_budgets(run) == {"eps_eta": 0.1, "target_period": 4.0, "eps_alpha": 0.005}
     gaussian = [{**{k: v for k, v in row.items() if k not in ("alpha", "mstep_kl")}, "alpha_mu": 1.0,
@@ -93,9 +86,6 @@ def test_sweep_table_by_hand(sweep):
     assert rows[(1.0, 0.01)]["mstep_ratio"] == pytest.approx(2.0)
     assert rows[(0.1, 0.001)]["mstep_ratio"] == pytest.approx(2.0)
     assert rows[(1.0, 0.01)]["estep_ratio"] == pytest.approx(1.0)
-    best = vr.best_sweep_point(sweep)
-    assert (best["eps_eta"], best["eps_alpha"]) == (0.1, 0.01)
-    assert vr.best_sweep_point(sweep, threshold=10_000) is None
 
 
 def test_axis_summary_by_hand(sweep):
@@ -110,17 +100,33 @@ def test_axis_summary_by_hand(sweep):
     assert by_alpha[0.001]["runs"] == 6 and by_alpha[0.001]["reached"] == 4
 
 
+def test_point_steps_per_seed(sweep):
+    steps = vr.point_steps(sweep)
+    assert steps[(0.1, 0.001)] == [1000, 2000, 2000]
+    assert steps[(1.0, 0.001)][0] == 3000 and all(math.isinf(s) for s in steps[(1.0, 0.001)][1:])
+
+
 def test_sweep_heatmaps_draw(sweep):
-    fig = vr.draw_sweep_heatmaps(sweep, fig=Figure(figsize=(12, 8)))
+    fig = vr.draw_sweep_heatmaps(sweep, fig=Figure(figsize=(12, 4)))
     heatmaps = [ax for ax in fig.axes if ax.images]
-    assert len(heatmaps) == 4
-    # the steps panel shows thousands, the unreached point as NaN (drawn white, labelled —)
-    steps = heatmaps[1].images[0].get_array()
+    assert len(heatmaps) == 3
+    # the steps panel shows thousands with the seeds that reached; the censored point is NaN, hatched, "> budget"
+    steps = heatmaps[0].images[0].get_array()
     assert steps[0, 0] == pytest.approx(2.0)
     assert np.ma.is_masked(steps[0, 1]) or np.isnan(steps[0, 1])
-    assert "—" in [t.get_text() for t in heatmaps[1].texts]
-    assert heatmaps[3].images[0].get_array()[1, 1] == pytest.approx(2.0)  # (ε_η 1, ε_α 0.01): 0.02 / 0.01
-    assert "2.0e-02" in [t.get_text() for t in heatmaps[2].texts]
+    texts = [t.get_text() for t in heatmaps[0].texts]
+    assert "2.0k\n3/3" in texts and "> 3k\n1/3" in texts
+    assert any(patch.get_hatch() for patch in heatmaps[0].patches)
+    assert heatmaps[2].images[0].get_array()[1, 1] == pytest.approx(2.0)  # (ε_η 1, ε_α 0.01): 0.02 / 0.01
+    assert "2.00" in [t.get_text() for t in heatmaps[2].texts]
+
+
+def test_popart_figure_draws_the_loop_history():
+    history = [{"env_steps": 256 * (i + 1), "return": 20.0 * i, "popart_mu": 5.0 + i, "popart_sigma": 1.0 + 0.5 * i}
+               for i in range(5)]
+    fig = vr.draw_popart(history, fig=Figure(figsize=(10, 3)))
+    assert len(fig.axes) == 2
+    assert list(fig.axes[1].get_lines()[0].get_ydata()) == [5.0, 6.0, 7.0, 8.0, 9.0]
 
 
 @pytest.mark.parametrize("target_period, learner_steps, cycle", [(4, None, 4), (10, 1, 10), (10, 4, 5), (8, 4, 2),
@@ -207,10 +213,3 @@ def test_real_run_summary_and_figure(real_runs, env, parts):
     fig = vr.draw_vmpo_run(run_dir, fig=Figure(figsize=(12, 6)))
     assert len(fig.axes) == 6
     assert len(fig.axes[4].get_lines()) == 3 * len(parts)  # per part: per update, rolling mean, budget
-
-
-def test_comparison_draws_one_panel_per_env(real_runs):
-    fig = vr.draw_comparison({"CartPole-v1": [real_runs / "CartPole-v1"], "Pendulum-v1": [real_runs / "Pendulum-v1"]},
-                             fig=Figure(figsize=(10, 4)))
-    assert [ax.get_title() for ax in fig.axes] == ["CartPole-v1", "Pendulum-v1"]
-    assert fig.axes[0].get_lines()[0].get_label() == "vmpo (seed 0)"

@@ -89,3 +89,72 @@ def test_placeholder_and_unreadable_answers_fail_without_raising(answer, run, sw
     assert capsys.readouterr().out.startswith("✗")
     assert ex09.check_fastest_point(answer, sweep) is False
     assert capsys.readouterr().out.startswith("✗")
+
+
+# ----------------------------------------------------------------------------- exercise 4: the learner step's loss
+
+
+def learner_loss(advantages, valid, log_probs, old_logits, new_logits, temperature, alpha, eps_eta, eps_alpha,
+                 mistake=None):
+    """A student's L_τ + L_π + L_α, right, or with one planted ``mistake``."""
+    import torch
+
+    adv = advantages if mistake == "not detached" else advantages.detach()
+    ranked = torch.ones_like(valid) if mistake == "reset steps" else valid
+    index = torch.nonzero(ranked).reshape(-1)
+    k = math.ceil(index.numel() / 2)
+    top = index[torch.argsort(adv.detach()[index], descending=True)[:k]]
+    tau_psi = temperature if mistake == "psi to tau" else temperature.detach()
+    log_mean = torch.logsumexp(adv[top] / temperature, 0) - (0.0 if mistake == "log k" else math.log(k))
+    loss_tau = temperature * eps_eta + temperature * log_mean
+    denominator = adv[valid] if mistake == "normalized over all" else adv[top]
+    psi = torch.exp(adv[top] / tau_psi) / torch.exp(denominator / tau_psi).sum()
+    weighted = psi * log_probs[top]
+    loss_pi = -(weighted.mean() if mistake == "mean" else weighted.sum())
+    p_old = torch.softmax(old_logits, -1)
+    p_new = torch.softmax(new_logits, -1)
+    if mistake == "reversed":
+        per_state = (p_new * (p_new.log() - p_old.log())).sum(-1)
+    else:
+        per_state = (p_old * (p_old.log() - p_new.log())).sum(-1)
+    kl = per_state[valid].sum() if mistake == "kl sum" else per_state[valid].mean()
+    if mistake == "no stop-gradients":
+        loss_alpha = alpha * (eps_alpha - kl)
+    else:
+        loss_alpha = alpha.detach() * kl + alpha * (eps_alpha - kl.detach())
+    return loss_tau + loss_pi + loss_alpha
+
+
+def test_learner_loss_accepts_a_correct_implementation(capsys):
+    assert ex09.check_learner_loss(learner_loss) is True
+    assert capsys.readouterr().out.startswith("✓ learner_loss: agrees with rlkit")
+
+
+def test_learner_loss_stub_is_not_done(capsys):
+    def stub(advantages, valid, log_probs, old_logits, new_logits, temperature, alpha, eps_eta, eps_alpha):
+        raise NotImplementedError
+
+    assert ex09.check_learner_loss(stub) is False
+    assert "not done yet" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mistake, named", [
+    ("normalized over all", "ψ normalized over all valid samples instead of the selected half"),
+    ("reversed", "the KL in the wrong direction"),
+    ("not detached", "advantages not detached"),
+    ("mean", "a mean where a sum belongs"),
+    ("log k", "log-sum-exp without − log k"),
+    ("no stop-gradients", "L_α without its stop-gradients"),
+    ("psi to tau", "ψ carries gradient to τ"),
+    ("reset steps", "reset steps entered the top-k"),
+    ("kl sum", "the KL summed over states"),
+])
+def test_learner_loss_names_each_typical_mistake(mistake, named, capsys):
+    assert ex09.check_learner_loss(lambda **case: learner_loss(**case, mistake=mistake)) is False
+    out = capsys.readouterr().out
+    assert out.startswith("✗ learner_loss") and named in out
+
+
+def test_learner_loss_that_returns_a_float_is_reported_not_raised(capsys):
+    assert ex09.check_learner_loss(lambda **case: learner_loss(**case).detach().item()) is False
+    assert "0-dim tensor" in capsys.readouterr().out

@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -49,14 +48,13 @@ __all__ = [
     "final_return",
     "run_budgets",
     "vmpo_run_summary",
-    "run_outcome",
     "rolling_mean",
     "draw_vmpo_run",
-    "draw_comparison",
     "sweep_table",
     "axis_summary",
-    "best_sweep_point",
+    "point_steps",
     "draw_sweep_heatmaps",
+    "draw_popart",
     "benchmark_steps",
     "reproduction",
 ]
@@ -91,9 +89,9 @@ def vmpo_run_summary(run_dir: str | os.PathLike, threshold: float | None = None)
     """The lesson numbers of one V-MPO run.
 
     Returns ``env``, ``seed``, ``updates``, ``env_steps``, ``steps_to_threshold`` (None: not reached),
-    ``final_return``; the budgets (:func:`run_budgets`); ``temperature_first``, ``temperature_last`` (η);
+    ``final_return``; the budgets (:func:`run_budgets`); ``temperature_first``, ``temperature_last`` (τ);
     ``estep_kl_mean``: the mean E-step KL over the second half of the updates (after the dual has
-    settled; the mean, because the dual's gradient ε_η − KL is zero on average where η is stationary) and
+    settled; the mean, because the dual's gradient ε_η − KL is zero on average where τ is stationary) and
     ``estep_ratio`` = that / ε_η; ``max_weight_last`` and ``uniform_weight`` = 1/k of the
     last update; ``entropy_first``, ``entropy_last`` (of π_θ); and per M-step KL (``mstep_kl`` for a
     categorical policy; ``mstep_kl_mean`` and ``mstep_kl_cov`` for a Gaussian one) its mean over all
@@ -132,19 +130,6 @@ def vmpo_run_summary(run_dir: str | os.PathLike, threshold: float | None = None)
     return summary
 
 
-def run_outcome(run_dir: str | os.PathLike, threshold: float | None = None) -> dict:
-    """Any run (any algorithm): ``algorithm``, ``env``, ``seed``, ``env_steps`` (at its last update),
-    ``threshold`` (default: :data:`THRESHOLDS` of its env), ``steps_to_threshold`` (None: not reached) and
-    ``final_return`` (last 10 episodes)."""
-    config = read_config(run_dir)
-    threshold = THRESHOLDS.get(config["env"]) if threshold is None else threshold
-    _, rows = read_csv(Path(run_dir) / UPDATES_FILE)
-    return {"algorithm": config["algorithm"], "env": config["env"], "seed": config["seed"],
-            "env_steps": int(rows[-1]["env_steps"]) if rows else 0, "threshold": threshold,
-            "steps_to_threshold": steps_to_threshold(run_dir, threshold) if threshold is not None else None,
-            "final_return": final_return(run_dir)}
-
-
 def kl_cycle_updates(run_dir: str | os.PathLike) -> int:
     """Updates after which the logged M-step KL's refresh pattern repeats: lcm(T_target, learner_steps) /
     learner_steps (T_target when each update is one learner step, as in runs made before learner_steps)."""
@@ -172,7 +157,7 @@ _LABELS = {"mstep_kl": ("M-step KL(π_old ‖ π_θ)", "ε_α"),
 
 
 def draw_vmpo_run(run_dir: str | os.PathLike, fig=None, threshold: float | None = None):
-    """Six panels of one V-MPO run: the learning curve; η; α (α_μ, α_Σ); the E-step KL against ε_η; the
+    """Six panels of one V-MPO run: the learning curve; τ; α (α_μ, α_Σ); the E-step KL against ε_η; the
     M-step KL(s) against ε_α (each per update, thin, and averaged over one refresh cycle, thick:
     :func:`kl_cycle_updates`);
     max ψ against 1/k. Returns the matplotlib Figure."""
@@ -196,7 +181,7 @@ def draw_vmpo_run(run_dir: str | os.PathLike, fig=None, threshold: float | None 
     axes[0].set(title=f"V-MPO on {s['env']}, seed {s['seed']}", ylabel="mean return (last 10 episodes)")
     axes[0].legend(fontsize=7)
     axes[1].plot(x, u["temperature"], color="C1")
-    axes[1].set(title="temperature η", yscale="log")
+    axes[1].set(title="temperature τ", yscale="log")
     for k, (_, _, alpha) in enumerate(s["kl_parts"]):
         axes[2].plot(x, u[alpha], color=f"C{2 + k}", label=_LABELS[alpha])
     axes[2].set(title="M-step multiplier" + ("s" if len(s["kl_parts"]) > 1 else ""), yscale="log")
@@ -223,29 +208,6 @@ def draw_vmpo_run(run_dir: str | os.PathLike, fig=None, threshold: float | None 
         _steps_in_thousands(ax)
     for ax in axes[3:]:
         ax.set_xlabel("env steps")
-    fig.tight_layout()
-    return fig
-
-
-def draw_comparison(runs: dict[str, Sequence[str | os.PathLike]], fig=None, thresholds: dict | None = None):
-    """Learning curves of several runs per env: ``runs`` maps an env id to run directories (one line each,
-    labelled by algorithm and seed). One panel per env; the env's threshold dotted. Returns the Figure."""
-    if fig is None:
-        import matplotlib.pyplot as plt
-
-        fig = plt.figure(figsize=(6 * len(runs), 3.8))
-    thresholds = {**THRESHOLDS, **(thresholds or {})}
-    axes = np.atleast_1d(fig.subplots(1, len(runs)))
-    for ax, (env, dirs) in zip(axes, runs.items()):
-        for run_dir in dirs:
-            config = read_config(run_dir)
-            steps, curve = learning_curve(run_dir)
-            ax.plot(steps, curve, label=f"{config['algorithm']} (seed {config['seed']})")
-        if env in thresholds:
-            ax.axhline(thresholds[env], color="0.5", ls=":", lw=1)
-        ax.set(title=env, xlabel="env steps", ylabel="mean return (last 10 episodes)")
-        ax.legend(fontsize=8)
-        _steps_in_thousands(ax)
     fig.tight_layout()
     return fig
 
@@ -307,61 +269,107 @@ def axis_summary(sweep, axis: str = "eps_eta", threshold: float | None = None) -
     return out
 
 
-def best_sweep_point(sweep, threshold: float | None = None) -> dict:
-    """The swept (ε_η, ε_α) with the fewest median steps to ``threshold`` (ties: the higher final return),
-    with its row of :func:`sweep_table`; ``None`` if no point reaches it."""
-    rows = [r for r in sweep_table(sweep, threshold) if math.isfinite(r["steps_to_threshold"])]
-    if not rows:
-        return None
-    return min(rows, key=lambda r: (r["steps_to_threshold"], -r["final_return"]))
+def point_steps(sweep, threshold: float | None = None) -> dict[tuple[float, float], list[float]]:
+    """Env steps to ``threshold`` per seed at every swept (ε_η, ε_α) point (``inf``: not reached within the
+    sweep's steps), read on the sweep's curve grid (:func:`rlkit.experiments.sweeps.steps_to_threshold`)."""
+    from rlkit.experiments.sweeps import steps_to_threshold as curve_steps
+    from rlkit.experiments.sweeps import sweep_point
+
+    threshold = sweep.meta.get("threshold") if threshold is None else threshold
+    out = {}
+    for eta in sweep.axes["eps_eta"]:
+        for alpha in sweep.axes["eps_alpha"]:
+            mask = np.isclose(sweep.columns["eps_eta"], eta) & np.isclose(sweep.columns["eps_alpha"], alpha)
+            if mask.any():
+                data = sweep_point(sweep, eps_eta=float(eta), eps_alpha=float(alpha))
+                out[float(eta), float(alpha)] = [float(curve_steps(data["env_steps"], r, threshold))
+                                                 for r in data["returns"]]
+    return out
 
 
 def draw_sweep_heatmaps(sweep, threshold: float | None = None, fig=None):
-    """Four heatmaps over ε_η (x) × ε_α (y), seeds averaged: the final return; the median env steps to the
-    threshold (— : not reached by most seeds); the mean M-step KL over training (log colour scale); and that
-    mean divided by ε_α (log colour scale, 1 = on budget). Each cell carries its number. Returns the Figure."""
-    from matplotlib.colors import LogNorm, Normalize
+    """Three heatmaps over ε_η (x) × ε_α (y), seeds together: the median env steps to the threshold, each cell
+    with how many seeds reached it (a censored cell, where most seeds never did, is hatched and reads
+    "> budget"); the mean E-step KL / ε_η; the mean M-step KL / ε_α (both on a log colour scale centred on 1 =
+    on budget). Returns the Figure."""
+    from matplotlib.colors import LogNorm
+    from matplotlib.patches import Rectangle
 
     if fig is None:
         import matplotlib.pyplot as plt
 
-        fig = plt.figure(figsize=(13, 8))
+        fig = plt.figure(figsize=(15, 4.3))
     threshold = sweep.meta.get("threshold") if threshold is None else threshold
     rows = sweep_table(sweep, threshold)
+    per_seed = point_steps(sweep, threshold)
+    budget = float(sweep.meta.get("steps", max(s for v in per_seed.values() for s in v if math.isfinite(s))))
     xs = sorted({r["eps_eta"] for r in rows})
     ys = sorted({r["eps_alpha"] for r in rows})
-    panels = [("final_return", "final return (mean of seeds)", None, "{:.0f}"),
-              ("steps_to_threshold", f"env steps to {threshold:g} (median of seeds)", None, "{:.0f}k"),
-              ("mstep_kl", "mean M-step KL(π_old ‖ π_θ)", "log", "{:.1e}"),
-              ("mstep_ratio", "mean M-step KL / ε_α  (1 = on budget)", "log", "{:.2f}")]
-    axes = fig.subplots(2, 2).ravel()
-    for ax, (key, title, scale, fmt) in zip(axes, panels):
+    panels = [("steps_to_threshold", f"env steps to {threshold:g} (median of seeds)"),
+              ("estep_ratio", "mean E-step KL / ε_η  (1 = on budget)"),
+              ("mstep_ratio", "mean M-step KL / ε_α  (1 = on budget)")]
+    axes = fig.subplots(1, 3)
+    for ax, (key, title) in zip(axes, panels):
         values = np.full((len(ys), len(xs)), np.nan)
         for r in rows:
             values[ys.index(r["eps_alpha"]), xs.index(r["eps_eta"])] = r[key]
-        shown = np.where(np.isfinite(values), values, np.nan)
         if key == "steps_to_threshold":
-            shown = shown / 1000
-        finite = shown[np.isfinite(shown)]
-        low, high = (finite.min(), finite.max()) if len(finite) else (0.0, 1.0)
-        high = high if high > low else low + max(abs(low), 1.0) * 1e-3
-        # an explicit norm: the cells' text colours below read it before the figure is drawn
-        norm = LogNorm(vmin=low, vmax=high) if scale == "log" and low > 0 else Normalize(vmin=low, vmax=high)
-        cmap = "viridis_r" if key == "steps_to_threshold" else "viridis"
-        image = ax.imshow(shown, origin="lower", aspect="auto", cmap=cmap, norm=norm)
-        for i in range(len(ys)):
-            for j in range(len(xs)):
+            shown = np.where(np.isfinite(values), values / 1000, np.nan)
+            finite = shown[np.isfinite(shown)]
+            image = ax.imshow(shown, origin="lower", aspect="auto", cmap="viridis_r",
+                              vmin=finite.min() if len(finite) else 0, vmax=budget / 1000)
+        else:
+            shown = values
+            spread = max(np.nanmax(np.abs(np.log10(values))), 0.3)
+            image = ax.imshow(shown, origin="lower", aspect="auto", cmap="coolwarm",
+                              norm=LogNorm(vmin=10**-spread, vmax=10**spread))
+        for i, y in enumerate(ys):
+            for j, x in enumerate(xs):
                 v = shown[i, j]
-                if np.isfinite(v):
-                    r, g, b, _ = image.cmap(image.norm(v))
-                    color = "k" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "w"
-                    ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=8, color=color)
+                if key == "steps_to_threshold":
+                    seeds = per_seed.get((x, y), [])
+                    reached = sum(math.isfinite(s) for s in seeds)
+                    if not np.isfinite(v):
+                        ax.add_patch(Rectangle(
+                            (j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", edgecolor="0.5", lw=0))
+                        text, color = f"> {budget / 1000:.0f}k\n{reached}/{len(seeds)}", "k"
+                    else:
+                        r_, g_, b_, _ = image.cmap(image.norm(v))
+                        color = "k" if 0.299 * r_ + 0.587 * g_ + 0.114 * b_ > 0.5 else "w"
+                        text = f"{v:.1f}k\n{reached}/{len(seeds)}"
                 else:
-                    ax.text(j, i, "—", ha="center", va="center", fontsize=8, color="k")
+                    color, text = "k", f"{v:.2f}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=7, color=color)
         ax.set_xticks(range(len(xs)), [f"{v:.2g}" for v in xs], fontsize=8)
         ax.set_yticks(range(len(ys)), [f"{v:.2g}" for v in ys], fontsize=8)
         ax.set(xlabel="ε_η (eps_eta)", ylabel="ε_α (eps_alpha)", title=title)
         fig.colorbar(image, ax=ax, fraction=0.05)
+    fig.tight_layout()
+    return fig
+
+
+def draw_popart(history, threshold: float = 475.0, fig=None):
+    """Two panels of the notebook's own V-MPO loop, per update: the mean return of the last 10 episodes against
+    the threshold, and PopArt's μ and μ ± σ of the value targets (the scale the critic's output is divided by).
+    ``history``: a list of dicts with ``env_steps``, ``return``, ``popart_mu``, ``popart_sigma``."""
+    if fig is None:
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=(11, 3.6))
+    steps = np.array([h["env_steps"] for h in history], dtype=float)
+    mu = np.array([h["popart_mu"] for h in history])
+    sigma = np.array([h["popart_sigma"] for h in history])
+    left, right = fig.subplots(1, 2)
+    left.plot(steps, [h["return"] for h in history], color="C0")
+    left.axhline(threshold, color="0.5", ls=":", lw=1, label=f"threshold {threshold:g}")
+    left.set(title="the notebook's V-MPO on CartPole-v1", xlabel="env steps", ylabel="mean return (last 10 episodes)")
+    left.legend(fontsize=8)
+    right.fill_between(steps, mu - sigma, mu + sigma, color="C1", alpha=0.3, label="μ ± σ")
+    right.plot(steps, mu, color="C1", label="μ")
+    right.set(title="PopArt's statistics of the value targets G", xlabel="env steps", ylabel="reward units")
+    right.legend(fontsize=8)
+    for ax in (left, right):
+        _steps_in_thousands(ax)
     fig.tight_layout()
     return fig
 
