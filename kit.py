@@ -9,6 +9,14 @@ Set-up is idempotent: the installed state is recorded in a stamp file inside the
 environment holding a hash of pyproject.toml and constraints.txt, so a second run on a set-up
 machine installs nothing. Extra arguments after ``test`` go to pytest (e.g. ``-k kfac``).
 
+Coursework (docs/design.md, "Coursework"; the same set-up first, then rlkit.lessons.coursework):
+
+    python3 kit.py student-edition OUT_DIR [NN ...]
+        write the notebooks (all, or those numbered) without their solutions into OUT_DIR
+    python3 kit.py grade SUBMISSIONS_DIR --out grades.csv [--timeout SECONDS] [--notebooks NN ...]
+        run SUBMISSIONS_DIR/<student>/NN_*.ipynb with the kit's checks; one CSV row per student
+        and exercise (student, notebook, exercise, points, max_points, passed, message) and a total
+
 A maintenance command, not part of set-up:
 
     python3 kit.py execute-notebooks   re-run every notebook in place (commit the outputs)
@@ -54,9 +62,9 @@ def requirements_hash() -> str:
     return digest.hexdigest()
 
 
-def run(command: list[str | Path]) -> int:
+def run(command: list[str | Path], cwd: Path = REPO) -> int:
     print("+", " ".join(str(part) for part in command), flush=True)
-    return subprocess.call([str(part) for part in command], cwd=REPO)
+    return subprocess.call([str(part) for part in command], cwd=cwd)
 
 
 def ensure_environment() -> Path:
@@ -137,12 +145,24 @@ def pytest_command(python: Path, extra: list[str]) -> list[str]:
     return [str(python), "-m", "pytest", "tests", "notebooks", *extra]
 
 
+# Commands of rlkit.lessons.coursework, run inside the environment.
+COURSEWORK_COMMANDS = ("student-edition", "grade")
+
+
+def coursework_command(python: Path, argv: list[str]) -> list[str]:
+    """``student-edition ...`` or ``grade ...`` as a run of the coursework module in .venv."""
+    return [str(python), "-m", "rlkit.lessons.coursework", *argv]
+
+
 def main(argv: list[str]) -> int:
-    commands = ("lab", "test", "execute-notebooks")
+    commands = ("lab", "test", "execute-notebooks") + COURSEWORK_COMMANDS
     if not argv or argv[0] not in commands:
         print(__doc__)
         return 2
     python = ensure_environment()
+    if argv[0] in COURSEWORK_COMMANDS:
+        # Run from the caller's folder, so that OUT_DIR, SUBMISSIONS_DIR and --out are theirs.
+        return run(coursework_command(python, argv), cwd=Path.cwd())
     if argv[0] == "lab":
         return run(lab_command(python, extra=argv[1:]))
     if argv[0] == "execute-notebooks":

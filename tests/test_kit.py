@@ -23,7 +23,13 @@ def kit(tmp_path, monkeypatch):
     chromium.write_text("")
     monkeypatch.setattr(module, "CHROMIUM", chromium)
     module.commands_run = []
-    monkeypatch.setattr(module, "run", lambda command: module.commands_run.append([str(c) for c in command]) or 0)
+    module.folders_run_in = []
+
+    def run(command, cwd=module.REPO):
+        module.commands_run.append([str(c) for c in command])
+        module.folders_run_in.append(Path(cwd))
+        return 0
+    monkeypatch.setattr(module, "run", run)
     return module
 
 
@@ -50,14 +56,14 @@ def test_a_changed_lock_reinstalls(kit):
 
 def test_pytest_collecting_no_tests_is_a_failure(kit, monkeypatch):
     kit.STAMP.write_text(kit.requirements_hash() + "\n")
-    monkeypatch.setattr(kit, "run", lambda command: kit.PYTEST_NO_TESTS_COLLECTED)
+    monkeypatch.setattr(kit, "run", lambda command, cwd=None: kit.PYTEST_NO_TESTS_COLLECTED)
     assert kit.main(["test"]) == 1
 
 
 def test_pytest_failures_and_passes_are_passed_through(kit, monkeypatch):
     kit.STAMP.write_text(kit.requirements_hash() + "\n")
     for code in (0, 1, 2):
-        monkeypatch.setattr(kit, "run", lambda command, code=code: code)
+        monkeypatch.setattr(kit, "run", lambda command, cwd=None, code=code: code)
         assert kit.main(["test"]) == code
 
 
@@ -91,7 +97,7 @@ def apt_that_installs(kit, codes=(0, 0), installs=True):
     """A mocked ``kit.run``: records each command, answers exit codes, "installs" chromium."""
     answers = iter(codes)
 
-    def run(command):
+    def run(command, cwd=None):
         kit.commands_run.append([str(c) for c in command])
         code = next(answers)
         if installs and command[:2] == ["apt-get", "install"] and code == 0:
@@ -146,3 +152,29 @@ def test_failing_apt_get_is_a_message_and_the_tests_still_run(debian_root_withou
     assert kit.commands_run[0] == ["apt-get", "update"]
     assert kit.commands_run[1][1:3] == ["-m", "pytest"]  # no install attempted after a failed update
     assert "apt-get failed (exit code 100)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["student-edition", "handout"],
+                                  ["grade", "submissions", "--out", "grades.csv", "--timeout", "300"]])
+def test_coursework_commands_run_the_coursework_module_in_the_environment_from_the_callers_folder(
+        kit, argv, tmp_path, monkeypatch):
+    kit.STAMP.write_text(kit.requirements_hash() + "\n")
+    monkeypatch.chdir(tmp_path)
+    assert kit.main(argv) == 0
+    (command,) = kit.commands_run
+    assert command == [str(kit.venv_executable("python")), "-m", "rlkit.lessons.coursework", *argv]
+    # relative OUT_DIR, SUBMISSIONS_DIR and --out are the caller's, not the repository's
+    assert kit.folders_run_in == [tmp_path]
+
+
+def test_coursework_commands_set_up_the_environment_first(kit):
+    kit.main(["student-edition", "handout"])
+    install, coursework = kit.commands_run
+    assert install[1:4] == ["-m", "pip", "install"]
+    assert coursework[1:3] == ["-m", "rlkit.lessons.coursework"]
+
+
+def test_the_help_names_the_coursework_commands(kit, capsys):
+    assert kit.main([]) == 2
+    help_text = capsys.readouterr().out
+    assert "student-edition OUT_DIR" in help_text and "grade SUBMISSIONS_DIR --out grades.csv" in help_text
