@@ -7,13 +7,16 @@ list fields (``hidden_sizes``) take several values (``--hidden-sizes 64 64``). A
 the chosen algorithm does not have is refused with the list of its fields.
 
 Errors in what was asked (unknown env id, invalid hyperparameter, a run directory in the way, a
-corrupt checkpoint, ...) print one line, ``rlkit <command>: error: ...``, and exit with status 2,
-having changed nothing on disk. Ctrl-C while training exits with status 130 and says how to resume.
+corrupt checkpoint, a run directory in use by another process, a full disk, ...) print one line,
+``rlkit <command>: error: ...``, and exit with status 2, having changed nothing on disk. Ctrl-C while
+training finishes the update under way, checkpoints it, exits with status 130 and prints the
+``--resume`` command that continues the run.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import shlex
 import sys
 import typing
@@ -63,37 +66,40 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        try:
-            value = float(text)
-            if not value.is_integer():
-                raise ValueError
-            value = int(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer (valid range [1, inf)); got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0; got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0; got {value}")
-    return value
-
-
-def _int(text: str) -> int:
+def _integer(text: str) -> int:
+    """An integer from the command line: ``100000``, ``1e5`` (an integral float); else ``ValueError``."""
+    text = text.strip()
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer; got {text!r}") from None
+        value = float(text)  # ValueError for words; nan, inf and 1.5 are refused below
+        if not math.isfinite(value) or not value.is_integer():
+            raise ValueError(text) from None
+        return int(value)
+
+
+def _bounded_int(low: int, high: int):
+    """An argparse type: an integer in [low, high], refused with the range otherwise."""
+    what = {1: "a positive integer", 0: "an integer >= 0"}.get(low, "an integer")
+    valid = f"{what} (valid range [{low}, {high}])"
+
+    def parse(text: str) -> int:
+        try:
+            value = _integer(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {valid}; got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {valid}; got {text.strip()}")
+        return value
+
+    parse.__name__ = "integer"  # argparse names the type in some messages
+    return parse
+
+
+MAX_SEED = 2**32 - 1  # rlkit.experiments.runs.MAX_SEED (not imported here: the parser must start fast)
+_positive_int = _bounded_int(1, 10**12)
+_non_negative_int = _bounded_int(0, 10**6)
+_seed = _bounded_int(0, MAX_SEED)
 
 
 # ----------------------------------------------------------------------------- hyperparameter flags
@@ -182,14 +188,14 @@ def build_parser() -> tuple[argparse.ArgumentParser, list[str]]:
     train.add_argument("--env", metavar="ID", help="gymnasium env id: CartPole-v1, InvertedPendulum-v5, ALE/Pong-v5, ...")
     train.add_argument("--steps", type=_positive_int, metavar="N",
                        help="train until this many env steps (summed over the envs); with --resume, the new target")
-    train.add_argument("--seed", type=_int, metavar="S", help="seed of everything (default 0)")
+    train.add_argument("--seed", type=_seed, metavar="S", help=f"seed of everything, in [0, {MAX_SEED}] (default 0)")
     presets = sorted({preset for cls in AGENTS.values() for preset in cls.presets})
     train.add_argument("--preset", choices=presets,
                        help="hyperparameter preset (default: the env family's: atari, mujoco, else classic); "
                             "the flags below override it")
     train.add_argument("--device", metavar="cpu|cuda", help="torch device (default cpu)")
     train.add_argument("--run-dir", metavar="DIR", help="run directory (default runs/<algorithm>-<env>-s<seed>)")
-    train.add_argument("--checkpoint-every", type=_positive_int, metavar="UPDATES",
+    train.add_argument("--checkpoint-every", type=_bounded_int(1, 10**9), metavar="UPDATES",
                        help="checkpoint every this many updates (default 100; always after the last)")
     train.add_argument("--keep-checkpoints", type=_non_negative_int, metavar="K",
                        help="keep the newest K checkpoints (default 3; 0 keeps all)")
@@ -203,15 +209,15 @@ def build_parser() -> tuple[argparse.ArgumentParser, list[str]]:
                                            "algorithm and env, by env steps and by wall time.", allow_abbrev=False)
     plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (or directories of runs)")
     plot.add_argument("--out", default="learning_curves.png", metavar="PNG", help="output file (default learning_curves.png)")
-    plot.add_argument("--window", type=_positive_int, default=10, metavar="EPISODES",
+    plot.add_argument("--window", type=_bounded_int(1, 10**6), default=10, metavar="EPISODES",
                       help="each run's curve is the mean return of its last EPISODES episodes (default 10)")
 
     evaluate = commands.add_parser("evaluate", help="play episodes with a run's latest checkpoint", allow_abbrev=False,
                                    description="Play episodes with the deterministic policy of a run's latest checkpoint "
                                                "(whole Atari games, raw rewards, normalization frozen).")
     evaluate.add_argument("run_dir", metavar="RUN_DIR")
-    evaluate.add_argument("--episodes", type=_positive_int, default=10, metavar="N", help="episodes to play (default 10)")
-    evaluate.add_argument("--seed", type=_int, metavar="S", help="env seed (default: the run's seed + 1000000)")
+    evaluate.add_argument("--episodes", type=_bounded_int(1, 10**6), default=10, metavar="N", help="episodes to play (default 10)")
+    evaluate.add_argument("--seed", type=_seed, metavar="S", help="env seed (default: the run's seed + 1000000)")
     evaluate.add_argument("--video", metavar="FILE", help="write the frames as a video: .mp4, .avi or .gif")
     _add_grid_commands(commands)
     return parser, names
@@ -243,13 +249,13 @@ def _add_grid_commands(commands) -> None:
     sweep.add_argument("--table", metavar="CSV", help="where the table goes (default data/sweeps/SWEEP.csv; with "
                                                       "--scale smoke: DIR/SWEEP.csv)")
     for grid in (reproduce, sweep):
-        grid.add_argument("--seeds", type=_positive_int, metavar="N", help="seeds 0..N-1 (default: the scale's)")
+        grid.add_argument("--seeds", type=_bounded_int(1, 1000), metavar="N", help="seeds 0..N-1 (default: the scale's)")
         grid.add_argument("--backend", choices=BACKENDS, default="local", help="local process pool (default) or Ray")
-        grid.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+        grid.add_argument("--workers", type=_bounded_int(1, 1024), default=1, metavar="N",
                           help="local processes (default 1: in this process); the ray backend uses the cluster's CPUs")
         grid.add_argument("--address", metavar="ADDR", help="Ray cluster address ('auto', 'ray://host:10001'); "
                                                             "default: start a local one")
-        grid.add_argument("--retries", type=_non_negative_int, default=2, metavar="K",
+        grid.add_argument("--retries", type=_bounded_int(0, 100), default=2, metavar="K",
                           help="restarts of a run whose worker died (it resumes from its checkpoint); default 2")
         grid.add_argument("--out", metavar="DIR", help="grid directory (default runs/reproduce/EXPERIMENT-SCALE, "
                                                        "runs/sweeps/SWEEP-SCALE)")
@@ -305,6 +311,9 @@ def _plot(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")  # a file, never a window
     from rlkit.experiments.plots import plot_learning_curves
 
+    from rlkit.experiments.runs import check_writable
+
+    check_writable(Path(args.out).parent)
     figure = plot_learning_curves(args.run_dirs, out=args.out, window=args.window)
     import matplotlib.pyplot as plt
 
@@ -333,6 +342,11 @@ def _run_grid_command(args: argparse.Namespace, argv: list[str]) -> int:
     root = Path(args.out or Path("runs") / kind / f"{exp.name}-{args.scale}")
     if args.backend == "local" and args.address is not None:
         raise RunError("--address is for --backend ray")
+    from rlkit.experiments.runs import check_writable
+
+    check_writable(root)
+    if args.command == "sweep" and args.table:
+        check_writable(Path(args.table).parent)
     runs = exp.runs(args.scale, args.seeds)
     command = "python -m rlkit " + shlex.join(argv)
     print(f"{exp.title}: {len(runs)} runs at scale {args.scale} into {root} ({args.backend} backend)")
@@ -361,7 +375,10 @@ def _run_grid_command(args: argparse.Namespace, argv: list[str]) -> int:
 def _report_grid(root: Path, out: str | None = None) -> int:
     from rlkit.experiments.report import report
 
+    from rlkit.experiments.runs import check_writable
+
     result = report(root)
+    check_writable(root if out is None else Path(out))
     written = result.save(root if out is None else Path(out))
     print(result.markdown)
     print("wrote " + ", ".join(map(str, written)))
@@ -386,9 +403,32 @@ def main(argv: list[str] | None = None) -> int:
     except RunError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        again = ("give the same command again: finished runs are kept, the others resume from their checkpoints"
-                 if args.command in ("reproduce", "sweep") else
-                 "a training run continues from its latest checkpoint with python -m rlkit train --resume RUN_DIR")
-        print(f"\n{prog}: interrupted; {again}", file=sys.stderr)
+    except OSError as error:  # a file the command had to read or write (the checks above name most of them first)
+        where = f" {error.filename}" if error.filename else ""
+        print(f"{prog}: error: cannot access{where}: {error.strerror or error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as interrupt:
+        print(f"\n{prog}: interrupted; {_how_to_continue(args, interrupt)}", file=sys.stderr)
         return 130
+
+
+def _how_to_continue(args: argparse.Namespace, interrupt: KeyboardInterrupt) -> str:
+    """What the Ctrl-C message tells the user to type next: the real run directory where there is one."""
+    from rlkit.experiments.train import Interrupted
+
+    if args.command in ("reproduce", "sweep"):
+        return "give the same command again: finished runs are kept, the others resume from their checkpoints"
+    if isinstance(interrupt, Interrupted):
+        if interrupt.run_dir is None:
+            return "nothing was written (the run had not finished its first update)"
+        return (f"update {interrupt.update} is checkpointed; continue with "
+                f"python -m rlkit train --resume {shlex.quote(str(interrupt.run_dir))}")
+    run_dir = getattr(args, "resume", None) or getattr(args, "run_dir", None)
+    if args.command == "train" and run_dir is None and args.algorithm and args.env:
+        from rlkit.experiments.runs import default_run_dir
+
+        run_dir = default_run_dir(args.algorithm, args.env, 0 if args.seed is None else args.seed)
+    if args.command == "train" and run_dir is not None:
+        return ("the run continues from its latest checkpoint with python -m rlkit train --resume "
+                f"{shlex.quote(str(run_dir))} (if it got as far as its first update)")
+    return "nothing to continue"

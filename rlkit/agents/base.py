@@ -116,6 +116,10 @@ class Config:
     # The alias table: config keys renamed in December 2026, {old name: name}. A config.json written
     # before still loads (from_dict and rlkit.experiments.runs.read_config read the old key as the new).
     RENAMED: ClassVar[dict[str, str]] = {"lam": "gae_lambda", "initial_eta": "initial_temperature"}
+    # The widest values any field takes (a field's own check may be narrower): beyond them a run
+    # overflows float32 or runs out of memory long before it teaches anything.
+    FLOAT_LIMIT: ClassVar[float] = 1e6
+    INT_LIMIT: ClassVar[int] = 10**9
 
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
@@ -166,13 +170,21 @@ class Config:
             value, kind = getattr(self, name), hints[name]
             if kind is float:
                 check(_is_real(value), name, value, "a finite number")
+                check(abs(value) <= self.FLOAT_LIMIT, name, value,
+                      f"a number in [-{self.FLOAT_LIMIT:g}, {self.FLOAT_LIMIT:g}]")
             elif kind is int:
                 check(_is_int(value), name, value, "an integer")
+                check(abs(value) <= self.INT_LIMIT, name, value, f"an integer in [-{self.INT_LIMIT:g}, {self.INT_LIMIT:g}]")
             elif kind is bool:
                 check(isinstance(value, bool), name, value, "True or False")
             elif kind is str:
                 check(isinstance(value, str), name, value, "a string")
         return self
+
+
+MAX_NUM_ENVS = 4096  # sub-envs of one process
+MAX_BATCH = 10**7  # transitions in one rollout (num_envs × num_steps)
+MAX_WIDTH = 2**16  # units in one hidden layer
 
 
 @dataclass
@@ -198,13 +210,17 @@ class OnPolicyConfig(Config):
 
     def validate(self) -> "OnPolicyConfig":
         super().validate()
-        check(self.num_envs >= 1, "num_envs", self.num_envs, "an integer >= 1 (valid range [1, inf))")
-        check(self.num_steps >= 1, "num_steps", self.num_steps, "an integer >= 1 (valid range [1, inf))")
+        check(1 <= self.num_envs <= MAX_NUM_ENVS, "num_envs", self.num_envs, f"an integer in [1, {MAX_NUM_ENVS}]")
+        check(1 <= self.num_steps <= MAX_BATCH, "num_steps", self.num_steps, f"an integer in [1, {MAX_BATCH}]")
+        check(self.num_envs * self.num_steps <= MAX_BATCH, "num_steps", self.num_steps,
+              f"such that num_envs × num_steps <= {MAX_BATCH} (num_envs = {self.num_envs}; a rollout must fit in memory)")
         check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
         check(0 <= self.gae_lambda <= 1, "gae_lambda", self.gae_lambda, "in [0, 1]")
         hs = self.hidden_sizes
-        check(isinstance(hs, list) and all(_is_int(h) and h >= 1 for h in hs), "hidden_sizes", hs,
-              "a list of integers >= 1 (e.g. [64, 64])")
+        check(isinstance(hs, list) and len(hs) <= 64 and all(_is_int(h) and 1 <= h <= MAX_WIDTH for h in hs),
+              "hidden_sizes", hs, f"a list of at most 64 integers in [1, {MAX_WIDTH}] (e.g. [64, 64])")
+        check(-20 <= self.log_std_init <= 20, "log_std_init", self.log_std_init,
+              "in [-20, 20] (the initial std is exp(log_std_init))")
         check(self.activation in ACTIVATIONS, "activation", self.activation, f"one of {sorted(ACTIVATIONS)}")
         check(self.entropy_coef >= 0, "entropy_coef", self.entropy_coef, ">= 0 (valid range [0, inf))")
         return self

@@ -92,6 +92,15 @@ class VMPOConfig(OnPolicyConfig):
         for name in ("eps_eta", "eps_alpha", "eps_alpha_mu", "eps_alpha_sigma", "eps_alpha_low", "lr", "dual_lr",
                      "initial_temperature", "initial_alpha", "initial_alpha_mu", "initial_alpha_sigma"):
             check(getattr(self, name) > 0, name, getattr(self, name), "> 0 (valid range (0, inf))")
+        # Checked here, not at update 1: a KL bound beyond EPS_MAX nats binds nothing and its dual loss
+        # η·ε overflows float32; an initial dual below the duals' floor is refused by DualVariables
+        # after the run directory is made, and beyond DUAL_MAX it overflows the policy's logits.
+        for name in ("eps_eta", "eps_alpha", "eps_alpha_mu", "eps_alpha_sigma", "eps_alpha_low", "eps_alpha_high"):
+            check(getattr(self, name) <= EPS_MAX, name, getattr(self, name),
+                  f"a KL bound in (0, {EPS_MAX:g}] nats (larger values overflow the dual losses)")
+        for name in ("initial_temperature", "initial_alpha", "initial_alpha_mu", "initial_alpha_sigma"):
+            check(DUAL_MIN <= getattr(self, name) <= DUAL_MAX, name, getattr(self, name),
+                  f"in [{DUAL_MIN:.3g}, {DUAL_MAX:g}] (the duals' floor + softplus(raw_min), and float32 headroom)")
         check(self.eps_alpha_high > self.eps_alpha_low, "eps_alpha_high", self.eps_alpha_high,
               f"> eps_alpha_low = {self.eps_alpha_low} (ε_α is drawn from [eps_alpha_low, eps_alpha_high))")
         check(0 < self.top_k_fraction <= 1, "top_k_fraction", self.top_k_fraction, "in (0, 1]")
@@ -101,6 +110,21 @@ class VMPOConfig(OnPolicyConfig):
             check(getattr(self, name) >= 0, name, getattr(self, name), ">= 0 (valid range [0, inf))")
         check(0 < self.popart_beta <= 1, "popart_beta", self.popart_beta, "in (0, 1]")
         return self
+
+
+def _dual_floor() -> float:
+    """The smallest value a V-MPO dual takes: DualVariables' floor + softplus(raw_min), from its defaults."""
+    import inspect
+
+    from rlkit.vmpo.duals import DualVariables
+
+    defaults = inspect.signature(DualVariables.__init__).parameters
+    return defaults["floor"].default + math.log1p(math.exp(defaults["raw_min"].default))
+
+
+EPS_MAX = 1e3  # nats: the largest KL bound (ε_η, ε_α, ...) a V-MPO config accepts
+DUAL_MIN = _dual_floor()
+DUAL_MAX = 1e6  # the largest initial dual (η, α, α_μ, α_Σ)
 
 
 class PopArt:

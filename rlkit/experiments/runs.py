@@ -16,7 +16,12 @@ Conventions:
 * :func:`env_state` / :func:`load_env_state` capture the whole vector env, wrapper by wrapper down to
   the simulators (MuJoCo's ``MjData``; the Atari emulator plus :class:`ALEActionLog`), and refuse
   what they cannot restore exactly (:class:`EnvStateError`);
-* checkpoints are pickles: resume and evaluate only run directories you trust.
+* checkpoints are pickles: resume and evaluate only run directories you trust;
+* one writer per run directory: :class:`RunLock` holds an OS lock (``flock``) on ``.rlkit-lock`` while
+  a process trains or resumes it (the file is removed when it lets go); a second writer is refused at once, naming the
+  holder's PID; a killed holder's lock dies with it;
+* every file read back is validated (:func:`checked_csv_prefix`; a checkpoint records the size and
+  SHA-256 of the CSV bytes it counts): an error names the file, the line and what was expected.
 
 The columns, a checkpoint's contents and the env state in detail: docs/plumbing.md,
 *rlkit.experiments.runs*.
@@ -24,6 +29,9 @@ The columns, a checkpoint's contents and the env state in detail: docs/plumbing.
 from __future__ import annotations
 
 import csv
+import errno
+import hashlib
+import io
 import json
 import os
 import pickle
@@ -50,6 +58,14 @@ UPDATE_BASE_COLUMNS = ("update", "env_steps", "wall_time_s")
 WALL_TIME_COLUMN = "wall_time_s"
 TIMING_PREFIX = "time_"  # the agents' diagnostics that measure time (time_update, time_inverse, ...)
 _CHECKPOINT_NAME = re.compile(r"^update-(\d+)\.pt$")
+LOCK_FILE = ".rlkit-lock"  # the run directory's lock (RunLock): exists while a process holds it, with its PID
+STAGING_DIR = ".rlkit-new"  # a new run is built here until its first update has succeeded
+ASIDE_DIR = ".rlkit-old"  # --overwrite moves the old run's files here, then deletes them
+CORRUPT_SUFFIX = ".corrupt"  # a corrupt checkpoint is renamed update-NNNNNN.pt.corrupt, never deleted
+KIT_FILES = (CONFIG_FILE, EPISODES_FILE, UPDATES_FILE, CHECKPOINT_DIR)  # what --overwrite replaces
+KIT_HIDDEN = (LOCK_FILE, STAGING_DIR, ASIDE_DIR)  # the kit's own bookkeeping (an "empty" run dir may hold them)
+MAX_SEED = 2**32 - 1  # numpy's legacy global seed range, [0, 2**32 - 1]; gymnasium needs >= 0
+DISK_FULL = (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC))
 
 
 def is_timing_column(name: str) -> bool:
@@ -65,6 +81,141 @@ class RunError(Exception):
 
 class EnvStateError(RunError):
     """An env whose state cannot be saved or restored exactly."""
+
+
+class CorruptCheckpointError(RunError):
+    """A checkpoint file that cannot be read at all (truncated, bad pickle): resume falls back to an older one."""
+
+
+class RunLockedError(RunError):
+    """The run directory is locked by another process."""
+
+
+class DiskError(RunError):
+    """A file of the run could not be written (disk full, file size limit, permission): the message names it."""
+
+
+def disk_error(path: str | os.PathLike, error: OSError) -> DiskError:
+    """A one-line :class:`DiskError` for ``error`` raised while writing ``path``."""
+    if error.errno in DISK_FULL:
+        what = "the disk is full" if error.errno == errno.ENOSPC else (
+            "the file size limit is reached" if error.errno == errno.EFBIG else "the disk quota is exceeded")
+        return DiskError(f"cannot write {path}: {what} ({error.strerror}); nothing was half-written: free space, "
+                         "then give the command again (a run with a checkpoint continues with --resume)")
+    return DiskError(f"cannot write {path}: {error.strerror or error}")
+
+
+def check_seed(seed: Any, name: str = "seed") -> None:
+    """``RunError`` unless ``seed`` is an integer in [0, MAX_SEED] (what numpy's and gymnasium's seeding accept)."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise RunError(f"{name} must be an integer; got {seed!r}")
+    if not 0 <= seed <= MAX_SEED:
+        raise RunError(f"{name} must be an integer in [0, {MAX_SEED}] (numpy's and gymnasium's seed range); got {seed}")
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """``RunError`` unless ``path`` (a directory, maybe not made yet) can be created and written: the
+    nearest existing ancestor must be a writable directory."""
+    path = Path(path)
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise RunError(f"cannot write {path}: {probe} is not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        why = "read-only file system" if _read_only_fs(probe) else "permission denied"
+        raise RunError(f"cannot write {path}: {probe} is not writable ({why}); choose another directory")
+
+
+def _read_only_fs(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & getattr(os, "ST_RDONLY", 1))
+    except (OSError, AttributeError):
+        return False
+
+
+# ----------------------------------------------------------------------------- the lock
+
+
+class RunLock:
+    """An exclusive OS lock on ``run_dir/.rlkit-lock`` (``fcntl.flock``), held until :meth:`release`.
+
+    ``acquire`` fails at once with a :class:`RunLockedError` naming the directory and the holder's PID
+    (written into the file by the holder). The OS drops the lock when its process dies, however it
+    dies, so a killed run never blocks the next one. Where ``fcntl`` does not exist (Windows) there
+    is no lock.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike):
+        self.run_dir, self.path, self._fd = Path(run_dir), Path(run_dir) / LOCK_FILE, None
+
+    def acquire(self) -> "RunLock":
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            return self
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666 & ~_UMASK)
+            except OSError as error:
+                raise disk_error(self.path, error) from error
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as error:
+                holder = _read_pid(fd)
+                os.close(fd)
+                if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise disk_error(self.path, error) from error
+                raise RunLockedError(
+                    f"{self.run_dir} is in use by another rlkit process ({f'PID {holder}' if holder else 'PID unknown'}"
+                    f", holding {self.path}): one process at a time trains or resumes a run directory; wait for it "
+                    "to finish or stop it") from None
+            # The holder removes the file when it lets go: a lock taken on a file that is no longer (or no
+            # longer this file at) the path protects nothing; take it again on the path's file.
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError:
+            pass  # the PID is only for the message of a second process; the lock is what matters
+        self._fd = fd
+        return self
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        """Remove the lock file, then let go of the lock (in this order: see ``acquire``)."""
+        if self._fd is not None:
+            try:
+                self.path.unlink(missing_ok=True)
+            except OSError:
+                pass
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _read_pid(fd: int) -> str:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return ""
+    return text if text.isdigit() else ""
 
 
 # ----------------------------------------------------------------------------- names and paths
@@ -108,7 +259,10 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path:
 def atomic_write(path: str | os.PathLike, write: Any, mode: str = "wb") -> None:
     """Write ``path`` all or nothing: ``write(file)`` fills a temporary sibling, then ``os.replace``."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise disk_error(path, error) from error
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as file:
@@ -116,6 +270,10 @@ def atomic_write(path: str | os.PathLike, write: Any, mode: str = "wb") -> None:
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)
+    except OSError as error:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise disk_error(path, error) from error
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -152,7 +310,23 @@ def read_config(run_dir: str | os.PathLike) -> dict:
         raise RunError(f"{path} is not an rlkit run config (no 'rlkit_run' key)")
     if config["rlkit_run"] != RUN_FORMAT:
         raise RunError(f"{path} has run format {config['rlkit_run']!r}; this rlkit reads format {RUN_FORMAT}")
+    for key, kind in _CONFIG_SCHEMA.items():  # what is there must have its type (readers of old runs need few keys)
+        if key in config and (not isinstance(config[key], kind) or (kind is int and isinstance(config[key], bool))):
+            raise RunError(f"{path} is damaged: {key!r} must be {_KIND_NAMES[kind]}; got {config[key]!r}")
     return current_config_names(config, path)
+
+
+def require_config_keys(config: dict, run_dir: str | os.PathLike) -> dict:
+    """``config`` (from :func:`read_config`) if it has every key resuming or evaluating needs, else a ``RunError``."""
+    missing = [key for key in _CONFIG_SCHEMA if key not in config]
+    if missing:
+        raise RunError(f"{Path(run_dir) / CONFIG_FILE} is damaged: it has no {', '.join(map(repr, missing))} "
+                       f"entr{'y' if len(missing) == 1 else 'ies'}")
+    return config
+
+
+_CONFIG_SCHEMA = {"algorithm": str, "env": str, "seed": int, "steps": int, "device": str, "agent": dict}
+_KIND_NAMES = {str: "a string", int: "an integer", dict: "a JSON object"}
 
 
 def current_config_names(config: dict, source: Any = CONFIG_FILE) -> dict:
@@ -199,14 +373,21 @@ class CsvLog:
 
     ``columns`` may be ``None`` until the first row (updates.csv takes its diagnostics columns from
     the first update). A later row with a new key rewrites the file with the extended header
-    (earlier rows get empty cells), atomically.
+    (earlier rows get empty cells), atomically. :meth:`digest` is the size and SHA-256 of the bytes
+    written so far (a checkpoint records it; resume checks the file against it). A row that cannot
+    be written whole (disk full) is cut off again: the file never ends in half a row.
     """
 
     def __init__(self, path: str | os.PathLike, columns: Sequence[str] | None, rows: int = 0):
         self.path, self.columns, self.rows = Path(path), list(columns) if columns else None, rows
         self._file = None
+        self._hash, self.bytes = hashlib.sha256(), 0
         if self.columns is not None and not self.path.exists():
             self._rewrite([])
+        elif self.path.exists():
+            content = self.path.read_bytes()
+            self._hash.update(content)
+            self.bytes = len(content)
 
     def append(self, rows: Iterable[dict]) -> None:
         rows = [{key: format_value(value) for key, value in row.items()} for row in rows]
@@ -217,37 +398,72 @@ class CsvLog:
             old = read_csv(self.path)[1] if self.path.exists() else []
             self.columns = (self.columns or []) + list(dict.fromkeys(new))
             self._rewrite(old)
-        writer = csv.DictWriter(self._open(), fieldnames=self.columns, restval="")
-        writer.writerows(rows)
-        self._file.flush()
+        buffer = io.StringIO(newline="")
+        csv.DictWriter(buffer, fieldnames=self.columns, restval="").writerows(rows)
+        data = buffer.getvalue().encode("utf-8")
+        file = self._open()
+        try:
+            file.write(data)
+            file.flush()
+        except OSError as error:
+            self._cut_back()
+            raise disk_error(self.path, error) from error
+        self._hash.update(data)
+        self.bytes += len(data)
         self.rows += len(rows)
+
+    def digest(self) -> dict:
+        """``{"bytes": size, "sha256": hex}`` of everything written to the file so far."""
+        return {"bytes": self.bytes, "sha256": self._hash.hexdigest()}
 
     def sync(self) -> None:
         """fsync, so that a checkpoint never counts rows that are not on disk."""
         if self._file is not None:
-            self._file.flush()
-            os.fsync(self._file.fileno())
+            try:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+            except OSError as error:
+                self._cut_back()
+                raise disk_error(self.path, error) from error
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError:
+                pass  # a failed flush was already reported by append
             self._file = None
+
+    def _cut_back(self) -> None:
+        """After a failed write: drop the buffered bytes, truncate the file to its last whole row."""
+        file, self._file = self._file, None
+        if file is not None:
+            try:
+                file.close()  # may try the buffered bytes once more: the truncation below cuts them off
+            except OSError:
+                pass
+        try:
+            os.truncate(self.path, self.bytes)
+        except OSError:
+            pass
 
     def _open(self):
         if self._file is None:
-            self._file = open(self.path, "a", encoding="utf-8", newline="")
+            try:
+                self._file = open(self.path, "ab")
+            except OSError as error:
+                raise disk_error(self.path, error) from error
         return self._file
 
     def _rewrite(self, rows: list[dict]) -> None:
         self.close()
-        columns = self.columns
-
-        def write(file):
-            writer = csv.DictWriter(file, fieldnames=columns, restval="", extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(rows)
-
-        atomic_write(self.path, write, "w")
+        buffer = io.StringIO(newline="")
+        writer = csv.DictWriter(buffer, fieldnames=self.columns, restval="", extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        data = buffer.getvalue().encode("utf-8")
+        atomic_write(self.path, lambda f: f.write(data))
+        self._hash, self.bytes = hashlib.sha256(data), len(data)
 
 
 def read_csv(path: str | os.PathLike) -> tuple[list[str], list[dict]]:
@@ -305,19 +521,64 @@ def read_episodes(run_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     return columns["env_steps"], columns["episode_return"]
 
 
-def truncated_csv(path: str | os.PathLike, rows: int, columns: Sequence[str] | None) -> tuple[list[str], list[dict]]:
-    """The first ``rows`` rows of a CSV, checked (not written): a ``RunError`` if it has fewer."""
+def truncated_csv(path: str | os.PathLike, rows: int, columns: Sequence[str] | None,
+                  digest: dict | None = None, required: Sequence[str] = ()) -> tuple[list[str], list[dict]]:
+    """The first ``rows`` rows of a run's CSV, validated (nothing is written): a ``RunError`` naming the file
+    and the line if it has fewer rows, a header other than ``columns``, a row of the wrong length, a cell
+    that is not a number (empty cells are allowed except in the ``required`` columns), a last counted row
+    cut short, or (``digest``: the checkpoint's record, :meth:`CsvLog.digest`) bytes other than those
+    written. What follows the counted rows (rows written after the checkpoint, half a row of a killed
+    process) is dropped by the caller."""
     path = Path(path)
+    recover = ("restore the file from a copy, or resume from an older checkpoint (move the newer ones "
+               "away), or start the run again with --overwrite")
     if rows == 0 and not path.exists():
         return list(columns or []), []
     try:
-        header, data = read_csv(path)
-    except (OSError, csv.Error, UnicodeDecodeError) as error:
-        raise RunError(f"cannot read {path}: {error}") from error
-    if len(data) < rows:
-        raise RunError(f"{path} has {len(data)} rows but the checkpoint recorded {rows}: the run directory "
-                       "is inconsistent with its checkpoint")
-    return list(columns) if columns is not None else header, data[:rows]
+        content = path.read_bytes()
+        text = content.decode("utf-8")
+    except OSError as error:
+        raise RunError(f"cannot read {path}: {error.strerror or error}") from error
+    except UnicodeDecodeError as error:
+        line = content[:error.start].count(b"\n") + 1
+        raise RunError(f"{path}, line {line}: not UTF-8 text (a damaged file); {recover}") from error
+    lines = text.splitlines(keepends=True)
+    if not lines:
+        raise RunError(f"{path} is empty (no header); the checkpoint counts {rows} rows; {recover}")
+    header = next(csv.reader([lines[0]]))
+    if columns is not None and header != list(columns):
+        missing = [c for c in columns if c not in header]
+        extra = [c for c in header if c not in columns]
+        detail = (f"missing {', '.join(map(repr, missing))}" if missing else "") + \
+                 ("; " if missing and extra else "") + (f"unexpected {', '.join(map(repr, extra))}" if extra else "")
+        raise RunError(f"{path}, line 1: the header is not the one this run writes ({detail or 'columns reordered'}; "
+                       f"expected {','.join(columns)}); {recover}")
+    if len(lines) - 1 < rows:
+        raise RunError(f"{path} has {len(lines) - 1} rows but the checkpoint recorded {rows}: the run directory "
+                       f"is inconsistent with its checkpoint; {recover}")
+    data = []
+    for number, line in enumerate(lines[1:rows + 1], start=2):
+        if not line.endswith("\n"):
+            raise RunError(f"{path}, line {number}: the row is cut short (no end of line) although the checkpoint "
+                           f"counts it; {recover}")
+        cells = next(csv.reader([line]), [])
+        if len(cells) != len(header):
+            raise RunError(f"{path}, line {number}: {len(cells)} cells, the header has {len(header)} "
+                           f"(a row cut short or a junk row); {recover}")
+        for name, cell in zip(header, cells):
+            if cell == "" and name not in required:
+                continue
+            try:
+                float(cell)
+            except ValueError:
+                raise RunError(f"{path}, line {number}, column {name}: {cell!r} is not a number; {recover}") from None
+        data.append(dict(zip(header, cells)))
+    if digest is not None:
+        size = int(digest.get("bytes", -1))
+        if len(content) < size or hashlib.sha256(content[:size]).hexdigest() != digest.get("sha256"):
+            raise RunError(f"{path} is not what the run wrote before its checkpoint (its first {size} bytes have "
+                           f"another SHA-256: edited or damaged); {recover}")
+    return list(columns) if columns is not None else header, data
 
 
 def write_csv(path: str | os.PathLike, columns: Sequence[str], rows: list[dict]) -> None:
@@ -333,9 +594,16 @@ def write_csv(path: str | os.PathLike, columns: Sequence[str], rows: list[dict])
 
 
 def save_checkpoint(path: str | os.PathLike, checkpoint: dict) -> None:
-    """``torch.save`` through :func:`atomic_write`: the file is complete or absent."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda f: torch.save(checkpoint, f))
+    """``torch.save`` through :func:`atomic_write`: the file is complete or absent (serialized in memory
+    first, so that a full disk is reported as such, not as a torch stream error)."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise disk_error(Path(path).parent, error) from error
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    data = buffer.getbuffer()
+    atomic_write(path, lambda f: f.write(data))
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
@@ -347,13 +615,39 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as error:  # truncated zip, bad pickle, ...: all mean "corrupt"
-        raise RunError(f"corrupt checkpoint {path}: {type(error).__name__}: {error}".splitlines()[0]) from error
+        raise CorruptCheckpointError(f"corrupt checkpoint {path}: {type(error).__name__}: {error}".splitlines()[0]) from error
     if not isinstance(checkpoint, dict) or "rlkit_checkpoint" not in checkpoint:
-        raise RunError(f"{path} is not an rlkit checkpoint")
+        raise CorruptCheckpointError(f"{path} is not an rlkit checkpoint")
     if checkpoint["rlkit_checkpoint"] != CHECKPOINT_FORMAT:
         raise RunError(f"incompatible checkpoint {path}: format {checkpoint['rlkit_checkpoint']!r}, "
                        f"this rlkit reads format {CHECKPOINT_FORMAT}")
     return checkpoint
+
+
+def newest_valid_checkpoint(run_dir: str | os.PathLike) -> tuple[Path, dict, list[tuple[Path, str]]]:
+    """``(path, checkpoint, corrupt)``: the newest checkpoint of the run that loads, and the newer ones that
+    do not (``(path, why)``, newest first). A ``RunError`` if there is none, or none loads."""
+    corrupt: list[tuple[Path, str]] = []
+    for _, path in reversed(list_checkpoints(run_dir)):
+        try:
+            return path, load_checkpoint(path), corrupt
+        except CorruptCheckpointError as error:
+            corrupt.append((path, str(error)))
+    if not corrupt:
+        latest_checkpoint(run_dir)  # raises "has no checkpoint"
+    raise CorruptCheckpointError(f"{corrupt[0][1]}; and no older checkpoint of {run_dir} is readable "
+                                 "(nothing to resume from: start again with --overwrite)")
+
+
+def set_aside(path: str | os.PathLike) -> Path:
+    """Rename a corrupt file to ``NAME.corrupt`` (``NAME.corrupt.1``, ... if taken); never deletes it."""
+    path = Path(path)
+    target, n = path.with_name(path.name + CORRUPT_SUFFIX), 0
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}{CORRUPT_SUFFIX}.{n}")
+    os.replace(path, target)
+    return target
 
 
 def prune_checkpoints(run_dir: str | os.PathLike, keep: int) -> None:

@@ -16,6 +16,7 @@ A slider over a sweep only selects and draws: no training, well under half a sec
 """
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -65,18 +66,70 @@ def load_sweep(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | No
         path = sweep_path(str(name_or_path), data_dir)
     if not path.is_file():
         raise RunError(f"no sweep table {path}; make it with python -m rlkit sweep {path.stem}")
-    meta_path = path.with_suffix(".json")
-    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
-    header, rows = read_csv(path)
-    columns = {}
-    for name in header:
-        values = [row[name] for row in rows]
-        try:
-            columns[name] = np.array([float(v) if v != "" else np.nan for v in values])
-        except ValueError:
-            columns[name] = np.array(values)
+    meta = _read_meta(path.with_suffix(".json"))
+    header, columns = _read_table(path, [*REQUIRED_COLUMNS, *meta.get("axes", {})])
     axes = meta.get("axes") or {}
+    for name, declared in axes.items():
+        found = np.unique(columns[name])
+        extra = [v for v in found if not np.isclose(declared, v, rtol=1e-6, atol=0.0).any()]
+        if extra:
+            raise RunError(f"{path.with_suffix('.json')} declares the {name} values {declared}, but {path} has "
+                           f"{', '.join(f'{v:g}' for v in extra)} too: the two files are not of one sweep")
     return Sweep(path.stem, columns, {name: np.unique(columns[name]) for name in axes}, meta)
+
+
+TEXT_COLUMNS = ("env",)  # the only columns of a sweep table that are not numbers
+REQUIRED_COLUMNS = ("seed", "env_steps", "episode_return")
+
+
+def _read_meta(meta_path: Path) -> dict:
+    """The sweep's .json (``{}`` if there is none), checked: a JSON object whose ``axes`` maps names to lists of numbers."""
+    if not meta_path.is_file():
+        return {}
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise RunError(f"{meta_path} is not readable JSON ({str(error).splitlines()[0]})") from None
+    if not isinstance(meta, dict):
+        raise RunError(f"{meta_path} must hold a JSON object; got {type(meta).__name__}")
+    axes = meta.get("axes", {})
+    if not isinstance(axes, dict) or not all(
+            isinstance(values, list) and values and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                        for v in values) for values in axes.values()):
+        raise RunError(f"{meta_path}: 'axes' must map each swept hyperparameter to a list of numbers; got {axes!r}")
+    return meta
+
+
+def _read_table(path: Path, required) -> tuple[list[str], dict[str, np.ndarray]]:
+    """The sweep CSV as float columns (text only in :data:`TEXT_COLUMNS`), every cell checked."""
+    try:
+        header, rows = read_csv(path)
+    except UnicodeDecodeError as error:
+        raise RunError(f"{path}: not UTF-8 text at byte {error.start} (a damaged file)") from None
+    except (OSError, csv.Error) as error:
+        raise RunError(f"cannot read {path} as CSV: {error}") from None
+    if not header:
+        raise RunError(f"{path} is empty: a sweep table needs a header and rows")
+    duplicated = sorted({name for name in header if header.count(name) > 1})
+    missing = [name for name in dict.fromkeys(required) if name not in header]
+    if duplicated or missing:
+        raise RunError(f"{path}, line 1: " + (f"columns {duplicated} appear twice" if duplicated else
+                                             f"no column {', '.join(missing)} (renamed or missing)"))
+    numbers = {name: np.empty(len(rows)) for name in header if name not in TEXT_COLUMNS}
+    for i, row in enumerate(rows):
+        line = i + 2
+        if None in row or any(value is None for value in row.values()):
+            raise RunError(f"{path}, line {line}: {len(header)} cells expected (a row cut short or a junk row)")
+        for name in numbers:
+            cell = row[name].strip()
+            try:
+                numbers[name][i] = float(cell) if cell != "" else np.nan
+            except ValueError:
+                raise RunError(f"{path}, line {line}, column {name}: {cell!r} is not a number") from None
+            if cell == "" and name in required and name != "episode_return":
+                raise RunError(f"{path}, line {line}, column {name}: empty (every row needs its {name})")
+    columns = {name: numbers[name] if name in numbers else np.array([row[name] for row in rows]) for name in header}
+    return header, columns
 
 
 def _nearest_point(sweep: Sweep, values: dict[str, float]) -> dict[str, float]:

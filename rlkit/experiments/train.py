@@ -15,7 +15,13 @@ Conventions:
   promised to be bit-identical;
 * exact resume: a resumed run writes the same CSVs and parameters as one never killed; arguments
   that would change the results are refused (``RunError``), only run control may change;
-* nothing on disk is written, removed or truncated before every check has passed.
+* nothing on disk is written, removed or truncated before every check has passed;
+* one process per run directory (:class:`rlkit.experiments.runs.RunLock`); a new run is built in
+  ``RUN_DIR/.rlkit-new`` and moved into place only after its first update has succeeded, so that a
+  run that fails at once leaves nothing and ``--overwrite`` never loses a good run to a bad one
+  (files in the run directory that are not the kit's are kept);
+* Ctrl-C (SIGINT) finishes the update under way, checkpoints it and raises :class:`Interrupted`
+  (a ``KeyboardInterrupt`` that knows the run directory); a second Ctrl-C stops at once.
 
 The loop, seeding and the resume rules in detail: docs/plumbing.md, *rlkit.experiments.train*.
 """
@@ -28,7 +34,9 @@ import datetime
 import os
 import platform
 import shutil
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,13 +59,25 @@ from rlkit.envs import (
 )
 from rlkit.rollout import Episode, RolloutCollector
 from rlkit.experiments.runs import (
+    ASIDE_DIR,
     CHECKPOINT_FORMAT,
     EPISODE_COLUMNS,
     EPISODES_FILE,
+    KIT_FILES,
+    KIT_HIDDEN,
+    LOCK_FILE,
     RUN_FORMAT,
+    STAGING_DIR,
     UPDATES_FILE,
     CsvLog,
     RunError,
+    RunLock,
+    check_seed,
+    check_writable,
+    disk_error,
+    newest_valid_checkpoint,
+    require_config_keys,
+    set_aside,
     checkpoint_path,
     current_config_names,
     current_update_columns,
@@ -79,13 +99,25 @@ from rlkit.experiments.runs import (
     write_csv,
 )
 
-__all__ = ["train", "resume", "evaluate", "TrainResult", "UpdateInfo", "EvalResult",
+__all__ = ["train", "resume", "evaluate", "TrainResult", "UpdateInfo", "EvalResult", "Interrupted", "MAX_STEPS",
            "DEFAULT_CHECKPOINT_EVERY", "DEFAULT_KEEP_CHECKPOINTS", "RECENT_EPISODES", "env_family", "resolve_run_config",
            "package_versions"]
 
 DEFAULT_CHECKPOINT_EVERY = 100  # updates
 DEFAULT_KEEP_CHECKPOINTS = 3  # the newest checkpoints kept on disk (0: all)
 RECENT_EPISODES = 100  # the progress bar's "recent mean return" window
+MAX_STEPS = 10**12  # env steps: a thousand times the papers' longest runs
+MAX_CHECKPOINT_EVERY = 10**9  # updates
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during training: the update under way was finished and checkpointed (``update``), so the run
+    continues exactly with ``resume(run_dir)``; ``run_dir`` is None when nothing was kept (a new run
+    stopped before its first update had finished)."""
+
+    def __init__(self, run_dir: Path | None, update: int):
+        super().__init__(f"interrupted after update {update}" if run_dir else "interrupted before the first update")
+        self.run_dir, self.update = run_dir, update
 
 
 @dataclass
@@ -157,21 +189,35 @@ def train(
     ``overwrite`` (which replaces only a directory that is an rlkit run). ``callback`` is called
     after every update with an :class:`UpdateInfo` (notebooks plot live with it).
     """
-    _check_positive("steps", steps)
-    _check_positive("checkpoint_every", checkpoint_every)
-    _check_int("seed", seed)
+    _check_positive("steps", steps, MAX_STEPS)
+    _check_positive("checkpoint_every", checkpoint_every, MAX_CHECKPOINT_EVERY)
+    check_seed(seed)
     _check_int("keep_checkpoints", keep_checkpoints)
+    if keep_checkpoints < 0:
+        raise RunError(f"keep_checkpoints must be an integer >= 0 (0 keeps all); got {keep_checkpoints}")
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(algorithm, env, seed)
     _check_new_run_dir(run_dir, overwrite)
     agents = _agents()
     cls = _agent_class(agents, algorithm)
     device = _check_device(device)
     config, preset = resolve_run_config(algorithm, env, overrides, preset)
+    check_writable(run_dir)
 
-    with _deterministic(device):
-        seed_everything(seed)
-        session = _Session.build(cls, config, env, seed, device)
-        try:
+    # Everything is checked: now the disk. The directory is locked first (a second writer fails before
+    # building anything); the run is built in RUN_DIR/.rlkit-new and moved into place after its first
+    # update (_Session.commit): until then an old run stays as it was, and a failure leaves nothing.
+    created = [path for path in (run_dir, *run_dir.parents) if not path.exists()]  # deepest first
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise disk_error(run_dir, error) from error
+    lock, session = RunLock(run_dir), None
+    try:
+        lock.acquire()
+        _check_new_run_dir(run_dir, overwrite)  # again, under the lock: another process may have been first
+        with _deterministic(device):
+            seed_everything(seed)
+            session = _Session.build(cls, config, env, seed, device)
             run_config = {
                 "rlkit_run": RUN_FORMAT,
                 "algorithm": algorithm,
@@ -190,17 +236,43 @@ def train(
                 "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
                 "command": command,
             }
-            # Everything is checked: now the disk.
-            if run_dir.exists() and overwrite and any(run_dir.iterdir()):
-                shutil.rmtree(run_dir)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            write_config(run_dir, run_config)
-            session.open_logs(run_dir, episodes_rows=0, updates_rows=0, updates_columns=None)
+            staging = run_dir / STAGING_DIR
+            shutil.rmtree(staging, ignore_errors=True)  # left by a process killed before its first update
+            session.pending_commit = run_dir
+            try:
+                staging.mkdir()
+            except OSError as error:
+                raise disk_error(staging, error) from error
+            write_config(staging, run_config)
+            session.open_logs(staging, episodes_rows=0, updates_rows=0, updates_columns=None)
             session.run_config = run_config
             session.save_checkpoint()  # update 0: a run killed before its first periodic checkpoint resumes too
             return session.loop(steps, checkpoint_every, keep_checkpoints, progress, callback)
-        finally:
+    except BaseException:
+        if session is None or session.pending_commit is not None:  # before its first update was done: leave nothing
+            if session is not None:
+                session.close_logs()
+            if lock.held:
+                shutil.rmtree(run_dir / STAGING_DIR, ignore_errors=True)
+                if created:
+                    _remove_empty_run_dir(run_dir, created)
+        raise
+    finally:
+        if session is not None:
             session.close()
+        lock.release()
+
+
+def _remove_empty_run_dir(run_dir: Path, created: list[Path]) -> None:
+    """Remove a run directory this process made (and the parents it made), if it holds nothing but the kit's
+    bookkeeping."""
+    try:
+        if all(entry.name in KIT_HIDDEN for entry in run_dir.iterdir()):
+            (run_dir / LOCK_FILE).unlink(missing_ok=True)
+            for directory in created:
+                directory.rmdir()
+    except OSError:
+        pass
 
 
 def resume(
@@ -220,58 +292,75 @@ def resume(
     the run's config.json; a difference is refused with a ``RunError`` listing them all.
     """
     run_dir = Path(run_dir)
-    run_config = read_config(run_dir)
-    if steps is not None:
-        _check_positive("steps", steps)
-    if checkpoint_every is not None:
-        _check_positive("checkpoint_every", checkpoint_every)
-    steps = run_config["steps"] if steps is None else steps
-    checkpoint_every = run_config.get("checkpoint_every", DEFAULT_CHECKPOINT_EVERY) if checkpoint_every is None else checkpoint_every
-    keep_checkpoints = run_config.get("keep_checkpoints", DEFAULT_KEEP_CHECKPOINTS) if keep_checkpoints is None else keep_checkpoints
-    agents = _agents()
-    cls = _agent_class(agents, run_config["algorithm"])
-    with _as_run_error(f"{run_dir}/config.json: "):
-        config = cls.Config.from_dict(run_config["agent"]).validate()
-    _check_expected(run_config, config, cls, expect or {})
-    device = _check_device(run_config["device"])
-    path = latest_checkpoint(run_dir)
-    checkpoint = load_checkpoint(path)  # on the CPU: RNG states must stay there; the agent moves its tensors
-    _check_checkpoint_matches(checkpoint, run_config, path)
+    if not run_dir.is_dir():
+        read_config(run_dir)  # says why: missing, or not a directory
+    with RunLock(run_dir):  # one writer: a second resume (or a train --overwrite) of this directory is refused
+        run_config = require_config_keys(read_config(run_dir), run_dir)
+        if steps is not None:
+            _check_positive("steps", steps, MAX_STEPS)
+        if checkpoint_every is not None:
+            _check_positive("checkpoint_every", checkpoint_every, MAX_CHECKPOINT_EVERY)
+        if keep_checkpoints is not None:
+            _check_int("keep_checkpoints", keep_checkpoints)
+            if keep_checkpoints < 0:
+                raise RunError(f"keep_checkpoints must be an integer >= 0 (0 keeps all); got {keep_checkpoints}")
+        steps = run_config["steps"] if steps is None else steps
+        checkpoint_every = run_config.get("checkpoint_every", DEFAULT_CHECKPOINT_EVERY) if checkpoint_every is None else checkpoint_every
+        keep_checkpoints = run_config.get("keep_checkpoints", DEFAULT_KEEP_CHECKPOINTS) if keep_checkpoints is None else keep_checkpoints
+        agents = _agents()
+        cls = _agent_class(agents, run_config["algorithm"])
+        with _as_run_error(f"{run_dir}/config.json: "):
+            config = cls.Config.from_dict(run_config["agent"]).validate()
+        _check_expected(run_config, config, cls, expect or {})
+        device = _check_device(run_config["device"])
+        # The newest checkpoint that loads; newer corrupt ones are set aside (renamed) once every check has passed.
+        path, checkpoint, corrupt = newest_valid_checkpoint(run_dir)  # on the CPU: RNG states stay there
+        _check_checkpoint_matches(checkpoint, run_config, path)
+        digests = checkpoint.get("csv_digest") or {}
+        episodes_header, episode_rows = truncated_csv(
+            run_dir / EPISODES_FILE, checkpoint["csv_rows"]["episodes"], EPISODE_COLUMNS,
+            digest=digests.get("episodes"), required=EPISODE_COLUMNS)
+        # A run written before a diagnostic was renamed: its updates.csv header is rewritten under
+        # today's names (atomically, below), so that the resumed rows line up with it.
+        updates_header, update_rows = current_update_columns(run_config["algorithm"], *truncated_csv(
+            run_dir / UPDATES_FILE, checkpoint["csv_rows"]["updates"], checkpoint["updates_columns"],
+            digest=digests.get("updates"), required=("update", "env_steps")))
+        updates_columns = None if checkpoint["updates_columns"] is None else updates_header
 
-    if run_config.get("torch_threads") not in (None, torch.get_num_threads()):
-        print(f"warning: {run_dir} was trained with {run_config['torch_threads']} torch threads, this process has "
-              f"{torch.get_num_threads()}: CPU results may differ in the last bits from an uninterrupted run",
-              file=sys.stderr)
-    with _deterministic(device):
-        session = _Session.build(cls, config, run_config["env"], run_config["seed"], device)
-        try:
-            session.restore(checkpoint, path)
-            episodes_header, episode_rows = truncated_csv(run_dir / EPISODES_FILE, checkpoint["csv_rows"]["episodes"], EPISODE_COLUMNS)
-            # A run written before a diagnostic was renamed: its updates.csv header is rewritten under
-            # today's names (atomically, below), so that the resumed rows line up with it.
-            updates_header, update_rows = current_update_columns(run_config["algorithm"], *truncated_csv(
-                run_dir / UPDATES_FILE, checkpoint["csv_rows"]["updates"], checkpoint["updates_columns"]))
-            updates_columns = None if checkpoint["updates_columns"] is None else updates_header
-            session.run_dir = run_dir
-            if session.collector.env_steps >= steps:
-                print(f"{run_dir}: the checkpoint is at {session.collector.env_steps} env steps >= steps={steps}; "
-                      "nothing to train (give a larger --steps to continue)", file=sys.stderr)
-                return session.result(resumed_from=checkpoint["update"])
-            # Everything is checked: now the disk.
-            write_csv(run_dir / EPISODES_FILE, episodes_header, episode_rows)
-            if update_rows or (run_dir / UPDATES_FILE).exists():
-                write_csv(run_dir / UPDATES_FILE, updates_header, update_rows)
-            if steps != run_config["steps"] or checkpoint_every != run_config.get("checkpoint_every") \
-                    or keep_checkpoints != run_config.get("keep_checkpoints"):
-                run_config = {**run_config, "steps": steps, "checkpoint_every": checkpoint_every,
-                              "keep_checkpoints": keep_checkpoints}
-                write_config(run_dir, run_config)
-            session.run_config = run_config
-            session.open_logs(run_dir, len(episode_rows), len(update_rows), updates_columns)
-            return session.loop(steps, checkpoint_every, keep_checkpoints, progress, callback,
-                                resumed_from=checkpoint["update"])
-        finally:
-            session.close()
+        if run_config.get("torch_threads") not in (None, torch.get_num_threads()):
+            print(f"warning: {run_dir} was trained with {run_config['torch_threads']} torch threads, this process has "
+                  f"{torch.get_num_threads()}: CPU results may differ in the last bits from an uninterrupted run",
+                  file=sys.stderr)
+        with _deterministic(device):
+            session = _Session.build(cls, config, run_config["env"], run_config["seed"], device)
+            try:
+                session.restore(checkpoint, path)
+                session.run_dir = run_dir
+                if session.collector.env_steps >= steps:
+                    print(f"{run_dir}: the checkpoint is at {session.collector.env_steps} env steps >= steps={steps}; "
+                          "nothing to train (give a larger --steps to continue)", file=sys.stderr)
+                    return session.result(resumed_from=checkpoint["update"])
+                # Everything is checked: now the disk.
+                for bad, why in corrupt:
+                    kept = set_aside(bad)
+                    print(f"warning: {why}; kept as {kept}", file=sys.stderr)
+                if corrupt:
+                    print(f"{run_dir}: resuming from {path.name} (update {checkpoint['update']}), the newest readable "
+                          "checkpoint", file=sys.stderr)
+                write_csv(run_dir / EPISODES_FILE, episodes_header, episode_rows)
+                if update_rows or (run_dir / UPDATES_FILE).exists():
+                    write_csv(run_dir / UPDATES_FILE, updates_header, update_rows)
+                if steps != run_config["steps"] or checkpoint_every != run_config.get("checkpoint_every") \
+                        or keep_checkpoints != run_config.get("keep_checkpoints"):
+                    run_config = {**run_config, "steps": steps, "checkpoint_every": checkpoint_every,
+                                  "keep_checkpoints": keep_checkpoints}
+                    write_config(run_dir, run_config)
+                session.run_config = run_config
+                session.open_logs(run_dir, len(episode_rows), len(update_rows), updates_columns)
+                return session.loop(steps, checkpoint_every, keep_checkpoints, progress, callback,
+                                    resumed_from=checkpoint["update"])
+            finally:
+                session.close()
 
 
 def evaluate(
@@ -291,20 +380,28 @@ def evaluate(
     for classic control (a kit dependency) and an off-screen OpenGL (``MUJOCO_GL=egl`` or
     ``osmesa``) for MuJoCo; Atari renders without either.
     """
-    _check_positive("episodes", episodes)
+    _check_positive("episodes", episodes, 10**9)
+    if seed is not None:
+        check_seed(seed)
     run_dir = Path(run_dir)
-    run_config = read_config(run_dir)
+    run_config = require_config_keys(read_config(run_dir), run_dir)
     agents = _agents()
     cls = _agent_class(agents, run_config["algorithm"])
     with _as_run_error(f"{run_dir}/config.json: "):
         config = cls.Config.from_dict(run_config["agent"]).validate()
     device = _check_device(run_config["device"])
     path = latest_checkpoint(run_dir)
-    checkpoint = load_checkpoint(path)  # on the CPU: RNG states must stay there; the agent moves its tensors
+    try:
+        checkpoint = load_checkpoint(path)  # on the CPU: RNG states must stay there; the agent moves its tensors
+    except RunError as error:
+        raise RunError(f"{error} (evaluate plays the latest checkpoint; train --resume {run_dir} sets a corrupt one "
+                       "aside and continues from the newest readable one)") from error
     _check_checkpoint_matches(checkpoint, run_config, path)
     seed = run_config["seed"] + 1_000_000 if seed is None else seed
     video = Path(video) if video is not None else None
     writer_format = _video_format(video) if video is not None else None
+    if video is not None:
+        check_writable(video.parent)
 
     with _as_run_error():
         envs = make_vec_env(run_config["env"], 1, training=False, **({"render_mode": "rgb_array"} if video else {}))
@@ -351,6 +448,7 @@ class _Session:
         self.run_config: dict = {}
         self.episodes_log: CsvLog | None = None
         self.updates_log: CsvLog | None = None
+        self.pending_commit: Path | None = None  # the run directory a staged new run moves into after update 1
 
     @classmethod
     def build(cls_, agent_cls, config, env_id: str, seed: int, device: torch.device) -> "_Session":
@@ -358,6 +456,7 @@ class _Session:
         with _as_run_error():
             envs = make_vec_env(env_id, config.num_envs)
         try:
+            _check_spaces(envs, env_id, agent_cls)
             install_ale_action_logs(envs)
             summary = EnvSummary.of(envs)
             with _as_run_error():
@@ -397,6 +496,34 @@ class _Session:
         self.updates_log = CsvLog(run_dir / UPDATES_FILE, updates_columns, rows=updates_rows)
         self.start_time = time.perf_counter()
 
+    def close_logs(self) -> None:
+        for log in (self.episodes_log, self.updates_log):
+            if log is not None:
+                log.close()
+
+    def commit(self) -> None:
+        """Move a staged new run (RUN_DIR/.rlkit-new) into RUN_DIR, after its first update: the old run's
+        files (an --overwrite) go aside and are deleted only once the new ones are in place; files that
+        are not the kit's stay."""
+        run_dir, staging = self.pending_commit, self.run_dir
+        self.close_logs()
+        aside = run_dir / ASIDE_DIR
+        try:
+            shutil.rmtree(aside, ignore_errors=True)
+            old = [run_dir / name for name in KIT_FILES if (run_dir / name).exists()]
+            if old:
+                aside.mkdir()
+                for entry in old:
+                    os.replace(entry, aside / entry.name)
+            for entry in list(staging.iterdir()):
+                os.replace(entry, run_dir / entry.name)
+            staging.rmdir()
+        except OSError as error:
+            raise disk_error(run_dir, error) from error
+        shutil.rmtree(aside, ignore_errors=True)
+        self.run_dir, self.pending_commit = run_dir, None
+        self.episodes_log.path, self.updates_log.path = run_dir / EPISODES_FILE, run_dir / UPDATES_FILE
+
     def wall_time(self) -> float:
         return self.wall_offset + (time.perf_counter() - self.start_time)
 
@@ -410,6 +537,7 @@ class _Session:
             "env_steps": self.collector.env_steps,
             "wall_time_s": self.wall_time(),
             "csv_rows": {"episodes": self.episodes_log.rows, "updates": self.updates_log.rows},
+            "csv_digest": {"episodes": self.episodes_log.digest(), "updates": self.updates_log.digest()},
             "updates_columns": self.updates_log.columns,
             "agent": self.agent.state_dict(),
             "env": env_state(self.envs),
@@ -432,7 +560,9 @@ class _Session:
         bar = tqdm(total=steps, initial=min(self.collector.env_steps, steps), unit="step", unit_scale=True,
                    dynamic_ncols=True, disable=not progress,
                    desc=f"{self.cls.name} {self.env_id} s{self.seed}", smoothing=0.1)
+        stop = _StopRequest()
         try:
+            stop.install()
             while self.collector.env_steps < steps:
                 with self.agent.acting():
                     rollout = self.collector.collect(self.agent.policy)
@@ -447,8 +577,11 @@ class _Session:
                 self.recent_returns.extend(e.episode_return for e in rollout.episodes)
                 done = self.collector.env_steps >= steps
                 checkpointed = done or self.update % checkpoint_every == 0
-                if checkpointed:
+                saved = checkpointed or stop.requested  # Ctrl-C: checkpoint this update, the last finished one
+                if saved:
                     self.save_checkpoint(keep)
+                if self.pending_commit is not None:
+                    self.commit()
                 bar.update(min(self.collector.env_steps, steps) - bar.n)
                 if self.recent_returns:
                     bar.set_postfix_str(f"return {np.mean(self.recent_returns):.1f} (last {len(self.recent_returns)})",
@@ -456,7 +589,12 @@ class _Session:
                 if callback is not None:
                     callback(UpdateInfo(self.update, self.collector.env_steps, now, diagnostics,
                                         list(rollout.episodes), checkpointed, self.agent))
+                if stop.requested and not done:
+                    if not saved:  # the Ctrl-C came after the checkpoint decision
+                        self.save_checkpoint(keep)
+                    raise Interrupted(self.run_dir, self.update)
         finally:
+            stop.uninstall()
             bar.close()
         return self.result(resumed_from)
 
@@ -465,10 +603,33 @@ class _Session:
                            resumed_from, list(self.recent_returns))
 
     def close(self) -> None:
-        for log in (self.episodes_log, self.updates_log):
-            if log is not None:
-                log.close()
+        self.close_logs()
         self.envs.close()
+
+
+class _StopRequest:
+    """Ctrl-C as a request: the first SIGINT lets the update under way finish (the loop then checkpoints it
+    and raises :class:`Interrupted`), a second one raises ``KeyboardInterrupt`` at once. Installed only in
+    the main thread and only over Python's default handler (a grid worker ignores SIGINT: it stays so)."""
+
+    def __init__(self):
+        self.requested, self._previous = False, None
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread() \
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\ninterrupt: finishing this update to checkpoint it (Ctrl-C again to stop at once)", file=sys.stderr)
+
+    def uninstall(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
 
 
 # ----------------------------------------------------------------------------- checks
@@ -505,10 +666,21 @@ def _check_int(name: str, value) -> None:
         raise RunError(f"{name} must be an integer; got {value!r}")
 
 
-def _check_positive(name: str, value) -> None:
+def _check_positive(name: str, value, maximum: int | None = None) -> None:
     _check_int(name, value)
-    if value <= 0:
-        raise RunError(f"{name} must be a positive integer (valid range [1, inf)); got {value}")
+    if value <= 0 or (maximum is not None and value > maximum):
+        limit = "inf)" if maximum is None else f"{maximum}]"
+        raise RunError(f"{name} must be a positive integer (valid range [1, {limit}); got {value}")
+
+
+def _check_spaces(envs, env_id: str, agent_cls) -> None:
+    """A ``RunError`` naming the supported spaces unless the env's observations fit rlkit's networks."""
+    import gymnasium as gym
+
+    space = envs.single_observation_space
+    if not isinstance(space, gym.spaces.Box) or len(space.shape) not in (1, 3):
+        raise RunError(f"{env_id} has the observation space {space}; {agent_cls.name}'s networks take Box "
+                       "observations only: flat vectors (D,) or images (C, H, W)")
 
 
 def _check_device(device: str | torch.device) -> torch.device:
@@ -545,8 +717,11 @@ def env_family(env: str) -> str:
 def _check_new_run_dir(run_dir: Path, overwrite: bool) -> None:
     if run_dir.exists() and not run_dir.is_dir():
         raise RunError(f"run directory {run_dir} exists and is not a directory")
-    if not run_dir.exists() or not any(run_dir.iterdir()):
-        return
+    try:
+        if not run_dir.exists() or all(entry.name in KIT_HIDDEN for entry in run_dir.iterdir()):
+            return  # absent, empty, or only the bookkeeping of a run killed before its first update
+    except OSError as error:
+        raise RunError(f"cannot read run directory {run_dir}: {error.strerror or error}") from error
     if not looks_like_run(run_dir):
         raise RunError(f"{run_dir} exists and is not an rlkit run directory (no rlkit config.json): "
                        "refusing to write into it, even with --overwrite; choose another --run-dir")

@@ -14,6 +14,7 @@ from rlkit.envs import make_vec_env, reset_with_seed
 from rlkit.experiments.plots import learning_curves, plot_learning_curves
 from rlkit.experiments.runs import (
     EPISODE_COLUMNS,
+    LOCK_FILE,
     CsvLog,
     UPDATE_BASE_COLUMNS,
     EnvStateError,
@@ -49,9 +50,12 @@ def results(run_dir):
 
 
 def digest(path):
-    """Every file and directory under ``path``, with content hash, size, mode and mtime."""
+    """Every file and directory under ``path``, with content hash, size, mode and mtime (but the lock file,
+    which every writer opens and stamps with its PID, refused or not)."""
     entries = {}
     for item in sorted(Path(path).rglob("*")):
+        if item.name == LOCK_FILE:
+            continue
         stat = item.stat()
         content = hashlib.sha256(item.read_bytes()).hexdigest() if item.is_file() else "dir"
         entries[str(item.relative_to(path))] = (content, stat.st_mode, stat.st_mtime_ns)
@@ -328,7 +332,7 @@ gym.register(id="RlkitTest/MultiDiscreteActions-v0", entry_point=MultiDiscreteAc
     (dict(overrides={"stats_decay": 1.5}), r"stats_decay must be in \[0, 1\)"),
     (dict(overrides={"no_such_parameter": 1}), "valid parameters: num_envs"),
     (dict(algorithm="ppo"), "valid algorithms: a2c, acktr, trpo"),
-    (dict(steps=0), r"steps must be a positive integer \(valid range \[1, inf\)\)"),
+    (dict(steps=0), r"steps must be a positive integer \(valid range \[1, 1000000000000\]\)"),
     (dict(steps=-5), "steps must be a positive integer"),
     (dict(preset="nope"), "valid presets"),
 ])
@@ -369,14 +373,21 @@ def test_overwrite_replaces_only_an_rlkit_run_and_only_after_every_check(tmp_pat
     assert json.loads((finished_run / "config.json").read_text())["algorithm"] == "a2c" and result.updates >= 1
 
 
-def test_a_corrupt_checkpoint_is_refused_and_the_run_left_as_it_was(finished_run):
+def test_a_corrupt_checkpoint_is_refused_by_evaluate_and_the_run_left_as_it_was(finished_run):
     latest = list_checkpoints(finished_run)[-1][1]
     latest.write_bytes(latest.read_bytes()[: latest.stat().st_size // 2])  # a disk error, a bad copy
     before = digest(finished_run)
-    with pytest.raises(RunError, match="corrupt checkpoint"):
-        resume(finished_run, steps=1000, progress=False)
-    with pytest.raises(RunError, match="corrupt checkpoint"):
+    with pytest.raises(RunError, match="corrupt checkpoint .* train --resume"):
         evaluate(finished_run, 1)
+    assert digest(finished_run) == before
+
+
+def test_when_every_checkpoint_is_corrupt_resume_is_refused_and_the_run_left_as_it_was(finished_run):
+    for _, path in list_checkpoints(finished_run):
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    before = digest(finished_run)
+    with pytest.raises(RunError, match="corrupt checkpoint .* no older checkpoint .* is readable"):
+        resume(finished_run, steps=1000, progress=False)
     assert digest(finished_run) == before
 
 
