@@ -17,6 +17,10 @@ Coursework (docs/design.md, "Coursework"; the same set-up first, then rlkit.less
         run SUBMISSIONS_DIR/<student>/NN_*.ipynb with the kit's checks; one CSV row per student
         and exercise (student, notebook, exercise, points, max_points, passed, message) and a total
 
+The book (the same set-up first): a static site of the committed notebooks, docs and API reference:
+
+    python3 kit.py book [OUT_DIR]       default build/book; open OUT_DIR/index.html
+
 A maintenance command, not part of set-up:
 
     python3 kit.py execute-notebooks   re-run every notebook in place (commit the outputs)
@@ -82,7 +86,7 @@ def ensure_environment() -> Path:
     # were made with; torch==2.13.0 there also keeps pip away from the multi-GB CUDA wheels
     # on a CPU machine that has the CPU build at hand.
     code = run([python, "-m", "pip", "install", "--disable-pip-version-check",
-                "-c", CONSTRAINTS, "-e", ".[test]"])
+                "-c", CONSTRAINTS, "-e", ".[all,test]"])
     if code != 0:
         sys.exit(f"Installing the kit failed (pip exit code {code}); nothing was recorded, run again after fixing.")
     STAMP.write_text(wanted + "\n")
@@ -155,7 +159,7 @@ def coursework_command(python: Path, argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    commands = ("lab", "test", "execute-notebooks") + COURSEWORK_COMMANDS
+    commands = ("lab", "test", "execute-notebooks", "book") + COURSEWORK_COMMANDS
     if not argv or argv[0] not in commands:
         print(__doc__)
         return 2
@@ -163,6 +167,9 @@ def main(argv: list[str]) -> int:
     if argv[0] in COURSEWORK_COMMANDS:
         # Run from the caller's folder, so that OUT_DIR, SUBMISSIONS_DIR and --out are theirs.
         return run(coursework_command(python, argv), cwd=Path.cwd())
+    if argv[0] == "book":  # the static site, from the committed notebooks (not executed)
+        out = argv[1] if len(argv) > 1 else str(REPO / "build" / "book")
+        return run([python, REPO / "tools" / "book.py", out], cwd=Path.cwd())
     if argv[0] == "lab":
         return run(lab_command(python, extra=argv[1:]))
     if argv[0] == "execute-notebooks":

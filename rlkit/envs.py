@@ -24,6 +24,9 @@ Each family's wrappers, and why NEXT_STEP: docs/plumbing.md, *rlkit.envs*.
 """
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -96,9 +99,59 @@ def registered_spec(env_id: str) -> gym.envs.registration.EnvSpec:
         raise _unknown(env_id, error) from error
 
 
+class HeadlessGLError(RuntimeError):
+    """No off-screen OpenGL backend renders MuJoCo on this machine; the message says what to install."""
+
+
+# Off-screen OpenGL backends MuJoCo can render with, tried in this order where no display is set.
+MUJOCO_GL_BACKENDS = ("egl", "osmesa")
+MUJOCO_GL_HINT = (
+    "MuJoCo cannot render off-screen here: neither EGL nor OSMesa works. Install one "
+    "(Debian/Ubuntu: apt-get install libegl1 (EGL, with a GPU driver or Mesa), or libosmesa6 and "
+    "pip install PyOpenGL (OSMesa)), or set MUJOCO_GL to a backend that works (egl, osmesa, glfw with a display)"
+)
+_MUJOCO_GL_PROBE = (
+    "import mujoco; mujoco.Renderer(mujoco.MjModel.from_xml_string('<mujoco/>'), 8, 8).render()"
+)
+_RENDER_MODES = ("rgb_array", "depth_array", "rgbd_tuple")
+
+
+def headless_gl() -> str | None:
+    """Pick MuJoCo's OpenGL backend for rendering without a display; returns ``MUJOCO_GL``.
+
+    Where ``MUJOCO_GL`` is set, or a display is (``DISPLAY``/``WAYLAND_DISPLAY``), or the platform is
+    macOS or Windows, nothing changes. Otherwise each backend of ``MUJOCO_GL_BACKENDS`` is tried in a
+    child process (a failed OpenGL import cannot be undone in this one) and the first that renders
+    is set in ``os.environ`` (``MUJOCO_GL`` and ``PYOPENGL_PLATFORM``), before MuJoCo is imported.
+    None works: ``HeadlessGLError`` naming what to install. Must run before ``import mujoco``.
+    """
+    if os.environ.get("MUJOCO_GL"):
+        return os.environ["MUJOCO_GL"]
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or sys.platform in ("darwin", "win32"):
+        return None
+    for backend in MUJOCO_GL_BACKENDS:
+        env = {**os.environ, "MUJOCO_GL": backend, "PYOPENGL_PLATFORM": backend}
+        try:
+            probe = subprocess.run([sys.executable, "-c", _MUJOCO_GL_PROBE], env=env, capture_output=True,
+                                   timeout=120)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if probe.returncode == 0:
+            os.environ["MUJOCO_GL"] = backend
+            os.environ.setdefault("PYOPENGL_PLATFORM", backend)
+            return backend
+    raise HeadlessGLError(MUJOCO_GL_HINT)
+
+
+def _prepare_rendering(spec: gym.envs.registration.EnvSpec, kwargs: dict) -> None:
+    if kwargs.get("render_mode") in _RENDER_MODES and family_of(spec) == "mujoco":
+        headless_gl()
+
+
 def make_env(env_id: str, **kwargs) -> gym.Env:
     """A single ``gymnasium.make`` env (no rlkit wrappers), with an error that says what to install."""
-    registered_spec(env_id)
+    spec = registered_spec(env_id)
+    _prepare_rendering(spec, kwargs)
     try:
         return gym.make(env_id, **kwargs)
     except (gym.error.Error, ImportError) as error:
@@ -196,6 +249,7 @@ def make_vec_env(
     """
     spec = registered_spec(env_id)
     family = family_of(spec)
+    _prepare_rendering(spec, env_kwargs)
     if family == "atari":
         _require_opencv()
         env_kwargs = {"frameskip": 1, **env_kwargs}  # AtariPreprocessing does the frame skipping

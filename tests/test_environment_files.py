@@ -22,7 +22,8 @@ def canonical(name: str) -> str:
 
 def pyproject_dependencies() -> dict[str, str]:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    requirements = project["dependencies"] + project["optional-dependencies"]["test"]
+    extras = project["optional-dependencies"]
+    requirements = project["dependencies"] + extras["rl"] + extras["lab"] + extras["test"]
     return {canonical(r): r for r in requirements}
 
 
@@ -58,10 +59,10 @@ def test_environment_yml_pins_the_locked_versions():
         assert locked.get(name) == version, f"{name}: environment.yml {version}, constraints.txt {locked.get(name)}"
 
 
-def test_environment_yml_installs_the_kit_with_its_test_extra():
+def test_environment_yml_installs_the_kit_with_all_and_its_test_extra():
     environment = yaml.safe_load((REPO / "environment.yml").read_text())
     pip_section = next(d["pip"] for d in environment["dependencies"] if isinstance(d, dict))
-    assert "-e .[test]" in pip_section
+    assert "-e .[all,test]" in pip_section  # as kit.py installs it
 
 
 def test_every_dependency_is_locked_and_torch_is_pinned_for_every_python():

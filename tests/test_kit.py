@@ -38,7 +38,7 @@ def test_first_setup_installs_the_locked_kit_with_its_test_extra(kit):
     (install,) = kit.commands_run
     assert install[1:4] == ["-m", "pip", "install"]
     assert install[install.index("-c") + 1] == str(kit.CONSTRAINTS)
-    assert install[-2:] == ["-e", ".[test]"]
+    assert install[-2:] == ["-e", ".[all,test]"]
     assert kit.STAMP.read_text().strip() == kit.requirements_hash()
 
 

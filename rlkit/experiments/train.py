@@ -49,6 +49,7 @@ import torch
 import rlkit
 from rlkit.envs import (
     EnvSummary,
+    HeadlessGLError,
     UnknownEnvError,
     family_of,
     load_obs_norm_state,
@@ -404,7 +405,10 @@ def evaluate(
         check_writable(video.parent)
 
     with _as_run_error():
-        envs = make_vec_env(run_config["env"], 1, training=False, **({"render_mode": "rgb_array"} if video else {}))
+        try:
+            envs = make_vec_env(run_config["env"], 1, training=False, **({"render_mode": "rgb_array"} if video else {}))
+        except HeadlessGLError as error:  # no off-screen OpenGL for the video: say what to install, in one line
+            raise RunError(f"--video: {error}") from error
     try:
         summary = EnvSummary.of(envs)
         with _as_run_error(f"incompatible checkpoint {path}: "):
