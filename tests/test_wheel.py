@@ -10,6 +10,7 @@ temporary folder, without the repository on sys.path and without RLKIT_DATA_DIR.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -123,3 +124,38 @@ def test_installed_wheel_runs_notebooks(wheel_env, tmp_path, notebook):
     executable, package = r.stdout.strip().splitlines()[-2:]
     assert Path(executable).parent == venv / "bin", executable  # the kernel is the fresh environment's
     assert Path(package).is_relative_to(venv) and not Path(package).is_relative_to(ROOT), package
+
+
+def _bare_venv(path: Path) -> tuple[Path, Path]:
+    """A venv without pip and without rlkit whose other packages (pip, torch, ...) come from this
+    environment through a .pth file: (its python, its site-packages)."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+    python = path / "bin" / "python"
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               check=True, capture_output=True, text=True).stdout.strip())
+    (site / "_rlkit_test_base.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return python, site
+
+
+def test_the_notebooks_install_cell_installs_the_wheel_where_rlkit_is_missing(wheel_env, tmp_path):
+    """The first cell of every notebook, run in a bare environment with only the built wheel to
+    install from (RLKIT_INSTALL_FROM; pip offline): rlkit is missing, torch is present (a hosted
+    kernel's), so the cell installs the kit without touching torch; rlkit then imports from that
+    environment and reads its packaged data."""
+    wheel, _, _, env = wheel_env
+    python, site = _bare_venv(tmp_path / "bare")
+    env = dict(env, RLKIT_INSTALL_FROM=str(wheel), PIP_NO_INDEX="1")
+    missing = subprocess.run([str(python), "-I", "-c", "import importlib.util as u; print(u.find_spec('rlkit'))"],
+                             capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert missing.stdout.strip() == "None", missing.stdout + missing.stderr  # the kit is not there yet
+    cell = "".join(json.loads((ROOT / "notebooks" / "00_setup_check.ipynb").read_text())["cells"][0]["source"])
+    assert cell.startswith("# NBVAL_SKIP")
+    check = ("import rlkit, torch; from rlkit.experiments.data import data_dir, load_table; "
+             "print(rlkit.__file__); print(torch.__file__); print(data_dir()); print(len(load_table('acktr_table1_atari')['gym_id']))")
+    r = subprocess.run([str(python), "-I", "-c", cell + "\n" + check], capture_output=True, text=True, env=env,
+                       cwd=tmp_path)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    package, torch_file, data, rows = r.stdout.strip().splitlines()[-4:]
+    assert Path(package).is_relative_to(site), package  # installed by the cell into the bare environment
+    assert not Path(torch_file).is_relative_to(site), torch_file  # the kernel's torch was kept
+    assert Path(data) == Path(package).parent / "_data" and int(rows) > 0

@@ -97,16 +97,17 @@ def install_cell_source(url: str, requirements: list[str]) -> str:
     return f'''# NBVAL_SKIP
 # Installs the kit where it is missing (Colab, Binder, a bare kernel); does nothing where
 # `import rlkit` works. A kernel with its own torch (Colab's GPU build) keeps that torch.
-import importlib, importlib.util, subprocess, sys
+# RLKIT_INSTALL_FROM names another source (a built wheel, a fork); the default is the repository.
+import importlib, importlib.util, os, subprocess, sys
 if importlib.util.find_spec("rlkit") is None:
-    _kit = "rlkit-natgrad @ git+{url}"
+    _kit = os.environ.get("RLKIT_INSTALL_FROM") or "rlkit-natgrad @ git+{url}"
     _pip = [sys.executable, "-m", "pip", "install", "--quiet"]
     if importlib.util.find_spec("torch") is not None:
         subprocess.check_call(_pip + ["--no-deps", _kit])
         subprocess.check_call(_pip + [
 {reqs}])
     else:
-        subprocess.check_call(_pip + [_kit.replace(" @ ", "[all] @ ", 1)])
+        subprocess.check_call(_pip + [_kit.replace(" @ ", "[all] @ ", 1) if " @ " in _kit else _kit + "[all]"])
     importlib.invalidate_caches()'''
 
 
