@@ -122,6 +122,10 @@ def update_notebook(nb: dict, name: str, url: str, requirements: list[str]) -> d
     """The notebook with the install cell first and the links cell second (other cells untouched)."""
     cells = [c for c in nb["cells"] if c.get("id") not in (INSTALL_ID, LINKS_ID)]
     install = _cell("code", INSTALL_ID, install_cell_source(url, requirements))
+    previous = next((c for c in nb["cells"] if c.get("id") == INSTALL_ID), None)
+    if previous is not None and previous["source"] == install["source"]:
+        # the same cell, already executed with its notebook (a no-op where rlkit imports): keep that record
+        install.update(execution_count=previous.get("execution_count"), outputs=previous.get("outputs", []))
     links = _cell("markdown", LINKS_ID, links_markdown(url, name))
     return {**nb, "cells": [install, links] + cells}
 

@@ -20,11 +20,8 @@ Beyond ``.grad``: :meth:`KFAC.apply_inverse` (F̃⁻¹g of a dict or list of gra
 F̃⁻¹ on flat vectors), :meth:`KFAC.accumulate` (one statistic over several micro-batches).
 Fisher losses for any model: :mod:`rlkit.kfac.losses`.
 
-Modules: :mod:`~rlkit.kfac.core` (the KFAC class), :mod:`~rlkit.kfac.blocks` (one block per
-layer type), :mod:`~rlkit.kfac.capture` and :mod:`~rlkit.kfac.statistics` (Fisher passes),
-:mod:`~rlkit.kfac.damping` (damping and inverses), :mod:`~rlkit.kfac.precondition`,
-:mod:`~rlkit.kfac.state` (save and resume), :mod:`~rlkit.kfac.options`,
-:mod:`~rlkit.kfac.losses` (sampled-output Fisher losses).
+Modules: ``core`` (the KFAC class), ``blocks`` (one per layer type), ``capture`` and ``statistics``
+(Fisher passes), ``damping``, ``precondition``, ``state`` (save and resume), ``options``, ``losses``.
 
 References: Martens & Grosse, "Optimizing neural networks with Kronecker-factored approximate
 curvature", ICML 2015; Grosse & Martens, "A Kronecker-factored approximate Fisher matrix for

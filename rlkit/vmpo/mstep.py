@@ -17,7 +17,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .validation import _check_positive, _check_tensor, _check_valid
+from .validation import _check_pair, _check_positive, _check_tensor, _check_valid
 
 
 def policy_loss(log_probs: Tensor, weights: Tensor) -> Tensor:
@@ -132,13 +132,7 @@ def categorical_kl(old_logits: Tensor, new_logits: Tensor, valid: Tensor | None 
     The mean runs over all leading (batch) dimensions, restricted to ``valid`` (bool, shape
     ``logits.shape[:-1]``) when given. Returns a 0-dim tensor.
     """
-    old_logits = _check_tensor("old_logits", old_logits)
-    new_logits = _check_tensor("new_logits", new_logits)
-    if old_logits.shape != new_logits.shape or old_logits.dim() < 1:
-        raise ValueError(
-            f"old_logits and new_logits must have the same shape (..., C), got "
-            f"{tuple(old_logits.shape)} and {tuple(new_logits.shape)}"
-        )
+    old_logits, new_logits = _check_pair("old_logits", old_logits, "new_logits", new_logits, "C")
     batch_shape = old_logits.shape[:-1]
     valid = _check_kl_valid(valid, batch_shape)
     log_old = torch.log_softmax(old_logits.detach(), dim=-1)
@@ -212,13 +206,7 @@ def decoupled_gaussian_kl(
     Every part is the mean over (``valid``) states of the per-state sum over dimensions. Returns a
     :class:`GaussianKL`. Raises ValueError for mismatched shapes or a std that is not finite and > 0.
     """
-    old_mean = _check_tensor("old_mean", old_mean)
-    new_mean = _check_tensor("new_mean", new_mean)
-    if old_mean.shape != new_mean.shape or old_mean.dim() < 1:
-        raise ValueError(
-            f"old_mean and new_mean must have the same shape (..., D), got "
-            f"{tuple(old_mean.shape)} and {tuple(new_mean.shape)}"
-        )
+    old_mean, new_mean = _check_pair("old_mean", old_mean, "new_mean", new_mean, "D")
     shape = old_mean.shape
     old_std = _check_std("old_std", old_std, shape)
     new_std = _check_std("new_std", new_std, shape)

@@ -19,6 +19,15 @@ def _check_tensor(name: str, x, floating: bool = True) -> Tensor:
     return x
 
 
+def _check_pair(name_a: str, a, name_b: str, b, last: str) -> tuple[Tensor, Tensor]:
+    """Two floating-point tensors of one shape (..., ``last``), at least 1-D (old and new policy outputs)."""
+    a, b = _check_tensor(name_a, a), _check_tensor(name_b, b)
+    if a.shape != b.shape or a.dim() < 1:
+        raise ValueError(f"{name_a} and {name_b} must have the same shape (..., {last}), got "
+                         f"{tuple(a.shape)} and {tuple(b.shape)}")
+    return a, b
+
+
 def _scalar_value(name: str, x) -> float:
     """The float value of a Python number or one-element tensor (no gradient, no graph)."""
     if isinstance(x, Tensor):
