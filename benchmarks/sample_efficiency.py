@@ -24,6 +24,17 @@ Conventions (each in detail in benchmarks/README.md):
     python benchmarks/sample_efficiency.py --from-csv data/benchmarks/sample_efficiency.csv  # from the CSV alone
     python benchmarks/sample_efficiency.py --quick                        # tiny smoke run (seconds)
 
+Peers: ``--algorithms`` also takes Stable-Baselines3's PPO and A2C and sb3-contrib's TRPO, at the
+library's defaults (``sb3-ppo``, ``sb3-a2c``, ``sb3-trpo``) or the RL Baselines3 Zoo's tuned settings
+(``sb3-ppo-zoo``, ...), from the optional ``peers`` extra (benchmarks/peers.py). Their rows carry their
+settings in the preset column; ``--from-csv`` reads several CSVs, so the kit's and the peers' runs
+print as one report:
+
+    python benchmarks/sample_efficiency.py --envs CartPole-v1 --algorithms sb3-ppo sb3-ppo-zoo \
+        --seeds 5 --out data/benchmarks/sample_efficiency_peers.csv
+    python benchmarks/sample_efficiency.py --from-csv data/benchmarks/sample_efficiency.csv \
+        data/benchmarks/sample_efficiency_peers.csv --out data/benchmarks/sample_efficiency_with_peers.csv
+
 This is a benchmark, not a test: it prints and asserts nothing.
 """
 
@@ -45,6 +56,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/peers.py, also in spawned workers
+
+import peers  # noqa: E402
 WINDOW = 10  # the threshold is on the mean return of the last WINDOW episodes
 
 ALGORITHMS = ("acktr", "a2c", "trpo")  # add "vmpo" here once rlkit.agents has it
@@ -126,10 +140,14 @@ def parse_overrides(items: list[str] | None, kind, what: str) -> dict:
 def check_algorithms(plan) -> None:
     from rlkit.agents import AGENTS
 
-    unknown = sorted({a for _, algos in plan for a in algos} - set(AGENTS))
+    unknown = sorted({a for _, algos in plan for a in algos} - set(AGENTS) - set(peers.PEERS))
     if unknown:
-        raise SystemExit(f"sample_efficiency: algorithm(s) {unknown} not in rlkit.agents "
-                         f"(have: {', '.join(sorted(AGENTS))})")
+        raise SystemExit(f"sample_efficiency: algorithm(s) {unknown} are neither in rlkit.agents "
+                         f"({', '.join(sorted(AGENTS))}) nor peers ({', '.join(peers.PEERS)})")
+    wanted = {a for _, algos in plan for a in algos} & set(peers.PEERS)
+    why = peers.missing_library() if wanted else None
+    if why:
+        raise SystemExit(f"sample_efficiency: {', '.join(sorted(wanted))}: {why}")
 
 
 def batch_and_networks(algorithm: str, preset: str) -> dict:
@@ -155,9 +173,11 @@ def load_run(run_dir: Path, threshold: float, cap: int | None = None) -> dict | 
     """
     from rlkit.experiments.runs import EPISODES_FILE, UPDATES_FILE, read_config, read_csv
 
-    if not (run_dir / "config.json").exists():
-        return None
-    config = read_config(run_dir)
+    config = peers.read_peer_config(run_dir)
+    if config is None:
+        if not (run_dir / "config.json").exists():
+            return None
+        config = read_config(run_dir)
     budget = int(config["steps"]) if cap is None else min(int(config["steps"]), cap)
     episodes = read_csv(run_dir / EPISODES_FILE)[1] if (run_dir / EPISODES_FILE).exists() else []
     updates = read_csv(run_dir / UPDATES_FILE)[1] if (run_dir / UPDATES_FILE).exists() else []
@@ -235,6 +255,10 @@ def run_job(job: Job) -> dict:
         check_run_matches(run, job)
         if run["status"] == "reached" or run["env_steps_run"] >= job.budget:
             return {"job": job, "action": "skipped", "seconds": 0.0, **run}
+    if job.algorithm in peers.PEERS:
+        peers.train(job.algorithm, job.env, job.seed, job.budget, job.threshold, WINDOW, run_dir, job.command)
+        return {"job": job, "action": "trained" if run is None else "trained again",
+                "seconds": time.perf_counter() - start, **load_run(run_dir, job.threshold)}
     stopper = _Stopper(run_dir, job.threshold)
     batch = batch_and_networks(job.algorithm, job.preset)
     checkpoint_every = max(1, math.ceil(50_000 / (batch["num_envs"] * batch["num_steps"])))  # about every 50k steps
@@ -359,7 +383,7 @@ def report(rows: list[dict], algorithms: list[str], out=print) -> None:
         out(f"\n== {env}: threshold {spec.threshold:g} (mean return of the last {WINDOW} episodes); budget "
             f"{'/'.join(fmt_steps(b) for b in budgets)} env steps per run; preset {first['preset']} "
             f"({first['num_envs']} env(s) x {first['num_steps']} steps per update) ==")
-        out(f"{'algorithm':10s} {'seeds':>5s} {'reached':>7s} {'steps median [95% CI]':>30s} {'steps per seed':>24s} "
+        out(f"{'algorithm':12s} {'seeds':>5s} {'reached':>7s} {'steps median [95% CI]':>30s} {'steps per seed':>24s} "
             f"{'episodes median [95% CI]':>26s} {'X/ACKTR steps [95% CI]':>24s} {'X/ACKTR episodes':>20s} "
             f"{'best mean10':>11s} {'wall s':>6s}")
         samples = {}
@@ -394,9 +418,13 @@ def report(rows: list[dict], algorithms: list[str], out=print) -> None:
                 rs_ = re_ = "1"
             best = max(r["best_mean10"] for r in ar)
             wall = sum(r["wall_time_s"] for r in ar)
-            out(f"{algo:10s} {len(ar):5d} {f'{reached}/{len(ar)}':>7s} {m_steps.fmt(fmt_steps) if m_steps else '-':>30s} "
+            out(f"{algo:12s} {len(ar):5d} {f'{reached}/{len(ar)}':>7s} {m_steps.fmt(fmt_steps) if m_steps else '-':>30s} "
                 f"{' '.join(fmt_seed(r, 'steps') for r in ar):>24s} {m_eps.fmt(integer) if m_eps else '-':>26s} "
                 f"{rs_:>24s} {re_:>20s} {best:11.1f} {wall:6.0f}")
+        settings = {r["algorithm"]: f"{r['preset']} ({r['num_envs']} env(s) x {r['num_steps']} steps)"
+                    for r in env_rows if r["preset"] != first["preset"] or r["algorithm"] in peers.PEERS}
+        if settings:
+            out("settings: " + "; ".join(f"{a} {text}" for a, text in settings.items()))
         if spec.paper_domain:
             p = find_row(table2, domain=spec.paper_domain)
             paper = {a: p.get(f"{a}_episodes_to_threshold") for a in algorithms}
@@ -502,9 +530,10 @@ def main(argv=None) -> None:
                     help="CSV to write; the printed report goes beside it as .txt (default "
                          "data/benchmarks/sample_efficiency.csv)")
     ap.add_argument("--report-only", action="store_true", help="train nothing: report the runs under --runs-root")
-    ap.add_argument("--from-csv", type=Path, metavar="CSV",
-                    help="train nothing, read no run directory: re-print the report of a CSV this script wrote "
-                         "(e.g. data/benchmarks/sample_efficiency.csv) and rewrite the .txt beside it")
+    ap.add_argument("--from-csv", type=Path, nargs="+", metavar="CSV",
+                    help="train nothing, read no run directory: re-print the report of the CSV(s) this script "
+                         "wrote (e.g. data/benchmarks/sample_efficiency.csv) and rewrite the .txt beside the "
+                         "first, or, with --out, write the rows together to --out and its .txt")
     ap.add_argument("--quick", action="store_true",
                     help=f"smoke run: CartPole-v1, 1 seed, {QUICK_BUDGET} steps, under runs/benchmarks/quick")
     args = ap.parse_args(argv)
@@ -535,20 +564,27 @@ def main(argv=None) -> None:
 
     if args.from_csv is not None:
         out(f"$ {command}")
-        out_txt = args.from_csv.with_suffix(".txt")
-        made_by = [line for line in (out_txt.read_text(encoding="utf-8").splitlines() if out_txt.is_file() else [])
-                   if line.startswith(("$ ", "runs made by: $ "))][:2]
-        made_by = next((line.removeprefix("runs made by: ") for line in made_by if "--from-csv" not in line), None)
-        out(f"re-printed from {os.path.relpath(args.from_csv.resolve(), REPO)} (no training, no run directory read)")
-        if made_by:
-            out(f"runs made by: {made_by}")
-        rows = read_rows(args.from_csv)
+        out_txt = (args.out or args.from_csv[0]).with_suffix(".txt")
+        rows = []
+        for source in args.from_csv:
+            source_txt = source.with_suffix(".txt")
+            made_by = [line for line in (source_txt.read_text(encoding="utf-8").splitlines()
+                                         if source_txt.is_file() else [])
+                       if line.startswith(("$ ", "runs made by: $ "))][:2]
+            made_by = next((line.removeprefix("runs made by: ") for line in made_by if "--from-csv" not in line), None)
+            out(f"re-printed from {os.path.relpath(source.resolve(), REPO)} (no training, no run directory read)")
+            if made_by:
+                out(f"runs made by: {made_by}")
+            rows += read_rows(source)
+        if args.out is not None:
+            write_csv(args.out, rows)
         if args.envs:
             keep = {(env, a) for env, algos in plan for a in algos}
             rows = [r for r in rows if (r["env"], r["algorithm"]) in keep]
         algorithms = list(dict.fromkeys([*ALGORITHMS, *(r["algorithm"] for r in rows)]))
         report(rows, [a for a in algorithms if any(r["algorithm"] == a for r in rows)], out)
-        out(f"\nwrote {os.path.relpath(out_txt.resolve(), REPO)}")
+        out(f"\nwrote {os.path.relpath(out_txt.resolve(), REPO)}"
+            + (f" and {os.path.relpath(args.out.resolve(), REPO)}" if args.out is not None else ""))
         out_txt.write_text("\n".join(lines) + "\n", encoding="utf-8")
         return
 
@@ -560,7 +596,9 @@ def main(argv=None) -> None:
     out("batch and networks per env (every algorithm uses the env's preset family):")
     for env, algos in plan:
         preset = ENVS[env].preset
-        shapes = {a: batch_and_networks(a, preset) for a in algos}
+        shapes = {a: batch_and_networks(a, preset) for a in algos if a not in peers.PEERS}
+        if not shapes:
+            continue
         distinct = {repr(s) for s in shapes.values()}
         s = next(iter(shapes.values()))
         desc = (f"{s['num_envs']} x {s['num_steps']} steps, {'-'.join(map(str, s['hidden_sizes']))} {s['activation']}, "
@@ -570,9 +608,20 @@ def main(argv=None) -> None:
             f"  WARNING: not identical: {shapes}"))
 
     if not args.report_only:
-        jobs = [Job(env, algo, seed, ENVS[env].threshold, budgets.get(env, ENVS[env].budget), ENVS[env].preset,
-                    str(run_dir_of(root, env, algo, seed)), command)
-                for env, algos in plan for seed in range(args.seeds) for algo in algos]
+        jobs, left_out = [], []
+        for env, algos in plan:
+            for algo in algos:
+                budget = budgets.get(env, ENVS[env].budget)
+                preset = ENVS[env].preset
+                if algo in peers.PEERS:
+                    if not peers.PEERS[algo].has_settings(env):
+                        left_out.append(f"{algo} on {env} (the zoo has no entry)")
+                        continue
+                    budget, preset = peers.horizon(algo, env, budget), peers.PEERS[algo].preset(env)
+                jobs += [Job(env, algo, seed, ENVS[env].threshold, budget, preset,
+                             str(run_dir_of(root, env, algo, seed)), command) for seed in range(args.seeds)]
+        if left_out:
+            out("left out: " + "; ".join(left_out))
         out(f"{len(jobs)} runs: " + "; ".join(
             f"{env} [{','.join(algos)}] x {args.seeds} seeds, budget {fmt_steps(budgets.get(env, ENVS[env].budget))}"
             for env, algos in plan))
