@@ -6,10 +6,13 @@ InvertedDoublePendulum-v5, 1M-step budget), seeds 0..N−1, one torch thread, st
 threshold by ``sample_efficiency.py``'s stopper, and prints, seed by seed,
 its env steps and episodes to the threshold beside those of the preset's own ACKTR runs in
 ``data/benchmarks/sample_efficiency.csv`` (same seeds, presets and thread count: a paired
-comparison), with the ratio of the medians.
+comparison), with the ratio of the medians, and the variant's KL per update: the median over the
+run's updates of the measured KL(π_old ‖ π_new) over δ (``--set kl_tolerance=0`` re-runs the
+preset itself, for its KL).
 
     python benchmarks/acktr_variant.py --set stats_subsample=8      # K-FAC statistics on every 8th sample
     python benchmarks/acktr_variant.py --set stats_decay=0.95 --envs InvertedPendulum-v5 Reacher-v5
+    python benchmarks/acktr_variant.py --set kl_tolerance=1.5 delta=0.05   # the checked trust region
     python benchmarks/acktr_variant.py --quick --set stats_subsample=4 --runs-root /tmp/v   # smoke run (seconds)
 
 Runs go to ``runs/benchmarks/acktr_variant/<KEY=VALUE,...>/<env>/acktr-s<seed>`` and are skipped
@@ -45,7 +48,20 @@ def train_one(run_dir: Path, env: str, preset: str, threshold: float, budget: in
                   callback=se._Stopper(run_dir, threshold))
         except se._ThresholdReached:
             pass
-    return se.load_run(run_dir, threshold)
+    run = se.load_run(run_dir, threshold)
+    return {**run, "kl_over_delta": kl_over_delta(run_dir, run["config"])}
+
+
+def kl_over_delta(run_dir: Path, config: dict) -> float:
+    """The median over a run's updates of its measured KL per update over its δ (NaN if not measured)."""
+    import numpy as np
+
+    from rlkit.experiments.runs import read_updates
+
+    kl = read_updates(run_dir).get("measured_kl")
+    if kl is None or not np.isfinite(kl).any():
+        return math.nan
+    return float(np.nanmedian(kl)) / float(config["agent"]["delta"])
 
 
 def median_or_none(values: list) -> float | None:
@@ -98,9 +114,9 @@ def main(argv=None) -> None:
     print(f"ACKTR with {label} vs its presets (data/benchmarks/sample_efficiency.csv); "
           f"torch {torch.__version__}, 1 thread")
     print(f"{'env':22s} {'seed':>4s} {'steps variant':>14s} {'steps preset':>13s} {'episodes variant':>17s} "
-          f"{'episodes preset':>16s}  wall s (variant)")
+          f"{'episodes preset':>16s} {'KL/delta variant':>16s}  wall s (variant)")
     for env, preset, threshold, budget in cases:
-        steps_v, steps_p, eps_v, eps_p = [], [], [], []
+        steps_v, steps_p, eps_v, eps_p, kls = [], [], [], [], []
         for seed in range(seeds):
             run = train_one(Path(args.runs_root) / label / env / f"acktr-s{seed}", env, preset, threshold,
                             budget, seed, overrides)
@@ -109,12 +125,15 @@ def main(argv=None) -> None:
             eps_v.append(run["episodes"])
             steps_p.append(ref["steps"] if ref else None)
             eps_p.append(ref["episodes"] if ref else None)
+            kls.append(run["kl_over_delta"])
             print(f"{env:22s} {seed:4d} {fmt(run['steps']):>14s} {fmt(steps_p[-1]):>13s} {fmt(run['episodes']):>17s} "
-                  f"{fmt(eps_p[-1]):>16s}  {run['wall_time_s']:6.0f}", flush=True)
+                  f"{fmt(eps_p[-1]):>16s} {kls[-1]:16.2f}  {run['wall_time_s']:6.0f}", flush=True)
         for unit, a, b in (("env steps", steps_v, steps_p), ("episodes", eps_v, eps_p)):
             ma, mb = median_or_none(a), median_or_none(b)
             ratio = f"{ma / mb:.2f}" if ma is not None and mb is not None else "n/a (censored)"
             print(f"  {env}: median {unit} variant {fmt(ma)}, preset {fmt(mb)}: ratio variant/preset {ratio}")
+        print(f"  {env}: measured KL per update / delta, median over seeds of each run's median: "
+              f"{statistics.median(kls):.2f}")
 
 
 def committed_acktr_rows() -> dict:

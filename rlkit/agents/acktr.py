@@ -11,17 +11,16 @@ One update, on a batch of T steps × N envs::
 
 Options: ``trust_region_convention="baselines"`` (η = min(η_max, sqrt(δ/q)): openai/baselines'
 ``kl_clip`` is twice the KL reached); ``target_kl`` > 0 adapts η_max toward a measured KL
-(baselines' ``acktr_cont``); ``critic_iterations`` > 1 takes more critic steps per batch;
-``critic_optimizer="adam"`` is the first-order critic of the paper's Figure 5a/b.
+(baselines' ``acktr_cont``); ``kl_tolerance`` > 0 checks each step: η is halved until the KL the
+step reached on the batch is within kl_tolerance·δ (TRPO's line search on the KL alone), so that δ
+bounds the true KL, not only the quadratic model's; ``critic_iterations`` > 1 takes more critic
+steps per batch; ``critic_optimizer="adam"`` is the first-order critic of the paper's Figure 5a/b.
 
 Presets (paper convention; baselines' numbers converted): ``atari`` is baselines' ``acktr.py``;
-``mujoco`` is baselines' ``acktr_cont.py`` where that worked here and ours where it did not: a
-smaller initial σ (exploration noise alone costs Reacher far more than its threshold), a fixed
-η_max (the adapted one kept the steps too small to learn), and several Gauss-Newton critic steps
-per batch (one step left the critic unable to follow the returns); ``classic`` is tuned on
-CartPole-v1. δ bounds the KL of the K-FAC quadratic model, not the true KL, which is larger: its
-causes are in ``data/benchmarks/kl_overshoot.txt``, the effect of ``stats_decay`` in
-``data/benchmarks/stats_decay.txt``, the presets' sample efficiency in
+``mujoco`` is baselines' ``acktr_cont.py`` but for a smaller initial σ, a fixed η_max and several
+Gauss-Newton critic steps per batch; ``classic`` is tuned on CartPole-v1. Without the check, δ
+bounds the KL of the K-FAC quadratic model, not the true KL, which is larger
+(``data/benchmarks/kl_overshoot.txt``, ``acktr_checked.txt``); sample efficiency:
 ``data/benchmarks/sample_efficiency.txt``. The reasons in full: docs/agents.md, *ACKTR*.
 """
 from __future__ import annotations
@@ -60,6 +59,12 @@ class ACKTRConfig(OnPolicyConfig):
     eta_max: float = 0.25  # η_max: the largest step size
     trust_region_convention: str = "paper"  # "paper": sqrt(2δ/q); "baselines": sqrt(δ/q)
     target_kl: float = 0.0  # > 0: adapt η_max (×1.5 or ÷1.5 per update) toward this measured KL; 0: fixed
+    # 0: the paper's step, whose KL only the quadratic model bounds. > 0 ("checked"): measure the KL
+    # the step reached on the batch and shrink η by backtrack_coef until it is <= kl_tolerance·δ (as
+    # TRPO's line search does), at most max_backtracks times, else no step
+    kl_tolerance: float = 0.0
+    max_backtracks: int = 10
+    backtrack_coef: float = 0.5
     # K-FAC (damping/stats_decay: actor, or the whole model with a shared trunk)
     damping: float = 0.01  # λ
     damping_mode: str = "eigen"  # "eigen" (baselines) or "factored" (π-corrected Tikhonov)
@@ -91,6 +96,11 @@ class ACKTRConfig(OnPolicyConfig):
         for name in ("stats_decay", "critic_stats_decay"):
             check(0 <= getattr(self, name) < 1, name, getattr(self, name), "in [0, 1)")
         check(self.target_kl >= 0, "target_kl", self.target_kl, ">= 0 (0: a fixed eta_max)")
+        check(self.kl_tolerance == 0 or self.kl_tolerance >= 1, "kl_tolerance", self.kl_tolerance,
+              "0 (the paper's unchecked step) or >= 1 (valid range {0} ∪ [1, inf))")
+        check(0 < self.backtrack_coef < 1, "backtrack_coef", self.backtrack_coef, "in (0, 1)")
+        check(isinstance(self.max_backtracks, int) and self.max_backtracks >= 1, "max_backtracks",
+              self.max_backtracks, "an integer >= 1 (valid range [1, inf))")
         check(self.target_kl == 0 or self.measure_kl, "measure_kl", self.measure_kl,
               "True when target_kl > 0 (the adaptation reads the measured KL)")
         check(self.critic_optimizer in CRITIC_OPTIMIZERS, "critic_optimizer", self.critic_optimizer,
@@ -201,11 +211,16 @@ class ACKTR(Agent):
         self.model.zero_grad(set_to_none=True)
         (policy_loss + c.value_coef * value_loss).backward()
 
-        # 4. Natural gradient Δ = F̂⁻¹g (in .grad), step size from the trust region, θ ← θ − ηΔ.
-        if c.shared_trunk:
-            q, eta = self._trust_region_step(self.kfac, self.model.parameters(), c.delta, self.eta_max)
-        else:
-            q, eta = self._trust_region_step(self.actor_kfac, self.model.actor.parameters(), c.delta, self.eta_max)
+        # 4. Natural gradient Δ = F̂⁻¹g (in .grad), step size from the trust region, θ ← θ − ηΔ;
+        #    checked: η shrunk until the KL the step reached is within kl_tolerance·δ.
+        actor = self.model if c.shared_trunk else self.model.actor
+        kfac = self.kfac if c.shared_trunk else self.actor_kfac
+        theta_old = [p.detach().clone() for p in actor.parameters()] if c.kl_tolerance > 0 else None
+        q, eta = self._trust_region_step(kfac, actor.parameters(), c.delta, self.eta_max)
+        capped = eta == self.eta_max
+        if c.kl_tolerance > 0:
+            eta, backtracks, accepted = self._line_search(actor, theta_old, eta, pi_old, values_old, batch.obs)
+        if not c.shared_trunk:
             if c.critic_optimizer == "adam":  # Euclidean norm: one Adam step on the same gradient
                 self.critic_adam.step()
                 q_critic, eta_critic = float("nan"), c.critic_lr
@@ -227,12 +242,14 @@ class ACKTR(Agent):
         diagnostics = {
             "step_size": eta,
             "eta_max": self.eta_max,
-            "step_size_capped": float(eta == self.eta_max),
+            "step_size_capped": float(capped),
             "quadratic": q,
             "predicted_kl": predicted_kl(q, eta),  # ½η²q: the joint KL of π and N(V, σ²) with a shared trunk
             "measured_kl": kl,  # KL(π_old ‖ π_new), mean over the batch
             "measured_value_kl": value_kl,  # mean (V_new − V_old)² / 2σ²
         }
+        if c.kl_tolerance > 0:
+            diagnostics.update(line_search_steps=float(backtracks), line_search_accepted=float(accepted))
         if not c.shared_trunk:
             critic_kl = predicted_kl(q_critic, eta_critic) if c.critic_optimizer == "gauss_newton" else float("nan")
             diagnostics.update(critic_step_size=eta_critic, critic_quadratic=q_critic,  # adam: critic_lr, q = NaN
@@ -317,6 +334,32 @@ class ACKTR(Agent):
                 if p.grad is not None:
                     p.add_(p.grad, alpha=-eta)
         return q, eta
+
+    def _line_search(self, actor, theta_old, eta, pi_old, values_old, obs) -> tuple[float, int, bool]:
+        """Shrink the step θ_old − ηΔ (Δ in .grad) until its measured KL is <= kl_tolerance·δ: the policy's
+        KL, plus the value output's with a shared trunk (the joint KL that δ bounds there). Returns
+        (η taken, backtracks, accepted); not accepted: back at θ_old, η = 0."""
+        c = self.config
+        limit = c.kl_tolerance * c.delta
+        for backtracks in range(c.max_backtracks + 1):
+            step = eta * c.backtrack_coef**backtracks
+            with torch.no_grad():
+                if backtracks:
+                    for p, p_old in zip(actor.parameters(), theta_old):
+                        if p.grad is not None:
+                            p.copy_(p_old - step * p.grad)
+                if c.shared_trunk:
+                    params, values = self.model(obs)
+                    value_kl = float(((values - values_old) ** 2).mean()) / (2 * self.value_output.effective_sigma**2)
+                else:
+                    params, value_kl = actor(obs), 0.0
+            kl = measured_kl(pi_old, self.model.distribution(params)) + value_kl
+            if kl <= limit:
+                return step, backtracks, True
+        with torch.no_grad():
+            for p, p_old in zip(actor.parameters(), theta_old):
+                p.copy_(p_old)
+        return 0.0, c.max_backtracks, False
 
     def _kfac_timings(self) -> dict[str, float]:
         return {key: sum(k.timings[key] for k in self.kfacs.values()) for key in ("stats", "inverse", "precondition")}

@@ -353,8 +353,9 @@ def resume(
                     write_csv(run_dir / UPDATES_FILE, updates_header, update_rows)
                 if steps != run_config["steps"] or checkpoint_every != run_config.get("checkpoint_every") \
                         or keep_checkpoints != run_config.get("keep_checkpoints"):
+                    # the agent's fields under today's names, fields added since with their defaults
                     run_config = {**run_config, "steps": steps, "checkpoint_every": checkpoint_every,
-                                  "keep_checkpoints": keep_checkpoints}
+                                  "keep_checkpoints": keep_checkpoints, "agent": dataclasses.asdict(config)}
                     write_config(run_dir, run_config)
                 session.run_config = run_config
                 session.open_logs(run_dir, len(episode_rows), len(update_rows), updates_columns)
