@@ -240,3 +240,34 @@ def test_sample_efficiency_summary_is_reprinted_from_the_committed_csv(tmp_path,
     # the same report: only the command and the paths it names differ
     assert remade[2:-1] == committed[2:-1]
     assert any("[95% CI]" in line for line in remade) and any(line.endswith("supported") for line in remade)
+
+
+def test_preset_search_quick_writes_a_row_per_run(tmp_path):
+    out = tmp_path / "search.csv"
+    stdout = run_script("preset_search.py", "--quick", "--out", str(out))
+    header, rows = read(out)
+    assert [(r["cell"], r["seed"]) for r in rows] == [("lr=7e-4", "0"), ("lr=2e-3", "0")]
+    assert {r["status"] for r in rows} <= {"reached", "censored"}
+    assert "chosen (smallest median" in stdout and out.with_suffix(".txt").read_text().startswith("$ python")
+
+
+def test_preset_search_ranks_censored_runs_above_their_budget_and_ties_by_the_mean():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import preset_search as ps
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+    def run(cell, steps, budget=100):
+        return {"cell": cell, "status": "reached" if steps is not None else "censored", "budget": budget,
+                "env_steps_to_threshold": steps if steps is not None else ""}
+
+    rows = [run("a", 50), run("a", None), run("a", None),  # median censored: > 100
+            run("b", 90), run("b", 95), run("b", 99),  # median 95
+            run("c", 10), run("c", 95), run("c", 96)]  # median 95, smaller mean than b
+    ranked = ps.rank(rows)
+    assert [c[0] for c in ranked] == ["c", "b", "a"]
+    assert ranked[0][1].value == 95 and ranked[0][2] == pytest.approx((10 + 95 + 96) / 3)
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        ps.parse_pairs(["lr"], many=True)
+    assert ps.cells({"a": ["1", "2"], "b": ["x"]}) == [{"a": "1", "b": "x"}, {"a": "2", "b": "x"}]
