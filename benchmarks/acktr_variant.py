@@ -95,6 +95,8 @@ def main(argv=None) -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--runs-root", default="runs/benchmarks/acktr_variant")
     ap.add_argument("--quick", action="store_true", help="smoke run: CartPole only, 1 seed, 4k-step budget")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="also write one CSV row per seed (env, seed, variant, steps and episodes of both, KL/delta)")
     args = ap.parse_args(argv)
     try:
         overrides = parse_overrides(args.overrides)
@@ -115,6 +117,7 @@ def main(argv=None) -> None:
           f"torch {torch.__version__}, 1 thread")
     print(f"{'env':22s} {'seed':>4s} {'steps variant':>14s} {'steps preset':>13s} {'episodes variant':>17s} "
           f"{'episodes preset':>16s} {'KL/delta variant':>16s}  wall s (variant)")
+    rows: list = []
     for env, preset, threshold, budget in cases:
         steps_v, steps_p, eps_v, eps_p, kls = [], [], [], [], []
         for seed in range(seeds):
@@ -126,6 +129,10 @@ def main(argv=None) -> None:
             steps_p.append(ref["steps"] if ref else None)
             eps_p.append(ref["episodes"] if ref else None)
             kls.append(run["kl_over_delta"])
+            rows.append({"env": env, "seed": seed, "variant": label, "budget": budget,
+                         "env_steps_variant": run["steps"], "env_steps_preset": steps_p[-1],
+                         "episodes_variant": run["episodes"], "episodes_preset": eps_p[-1],
+                         "kl_over_delta_variant": round(kls[-1], 4)})
             print(f"{env:22s} {seed:4d} {fmt(run['steps']):>14s} {fmt(steps_p[-1]):>13s} {fmt(run['episodes']):>17s} "
                   f"{fmt(eps_p[-1]):>16s} {kls[-1]:16.2f}  {run['wall_time_s']:6.0f}", flush=True)
         for unit, a, b in (("env steps", steps_v, steps_p), ("episodes", eps_v, eps_p)):
@@ -134,6 +141,14 @@ def main(argv=None) -> None:
             print(f"  {env}: median {unit} variant {fmt(ma)}, preset {fmt(mb)}: ratio variant/preset {ratio}")
         print(f"  {env}: measured KL per update / delta, median over seeds of each run's median: "
               f"{statistics.median(kls):.2f}")
+    if args.out is not None:
+        import csv
+
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with open(args.out, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
 
 
 def committed_acktr_rows() -> dict:

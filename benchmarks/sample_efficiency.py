@@ -137,6 +137,31 @@ def parse_overrides(items: list[str] | None, kind, what: str) -> dict:
     return out
 
 
+def parse_presets(items: list[str] | None) -> dict[str, str]:
+    """``["a2c=classic-tuned"]`` → ``{"a2c": "classic-tuned"}``, each checked against the agent's presets."""
+    from rlkit.agents import resolve_config
+
+    out = {}
+    for item in items or []:
+        algorithm, sep, preset = item.partition("=")
+        if not sep:
+            raise SystemExit(f"sample_efficiency: --preset takes ALGO=PRESET; got {item!r}")
+        try:
+            resolve_config(algorithm, preset=preset)
+        except ValueError as error:
+            raise SystemExit(f"sample_efficiency: --preset {item}: {error}") from error
+        out[algorithm] = preset
+    return out
+
+
+def labelled(rows: list[dict]) -> list[dict]:
+    """The rows with a kit agent trained at another preset than its env family's named ALGO@PRESET,
+    so that the report keeps it apart from the same agent at the family's preset."""
+    return [{**r, "algorithm": f"{r['algorithm']}@{r['preset']}"}
+            if r["algorithm"] not in peers.PEERS and "@" not in r["algorithm"] and r["preset"] != ENVS[r["env"]].preset
+            else r for r in rows]
+
+
 def check_algorithms(plan) -> None:
     from rlkit.agents import AGENTS
 
@@ -523,6 +548,9 @@ def main(argv=None) -> None:
     ap.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
     ap.add_argument("--budget", action="append", metavar="ENV=STEPS", help="env steps per run (default: the table's)")
     ap.add_argument("--threshold", action="append", metavar="ENV=VALUE", help="override an env's threshold")
+    ap.add_argument("--preset", action="append", metavar="ALGO=PRESET",
+                    help="train ALGO with another of its presets than the env family's (e.g. a2c=classic-tuned); "
+                         "its rows print as ALGO@PRESET")
     ap.add_argument("--workers", type=int, default=2, help="worker processes (1: in this process)")
     ap.add_argument("--runs-root", type=Path, default=None,
                     help="where run directories go (default runs/benchmarks/sample_efficiency)")
@@ -553,6 +581,7 @@ def main(argv=None) -> None:
         for env, value in thresholds.items():
             ENVS[env] = EnvSpec(value, ENVS[env].budget, ENVS[env].preset, ENVS[env].paper_domain, ENVS[env].default)
     budgets = parse_overrides(args.budget, int, "budget")
+    chosen_presets = parse_presets(args.preset)
     plan = parse_envs(args.envs, args.algorithms)
     check_algorithms(plan)
 
@@ -581,6 +610,7 @@ def main(argv=None) -> None:
         if args.envs:
             keep = {(env, a) for env, algos in plan for a in algos}
             rows = [r for r in rows if (r["env"], r["algorithm"]) in keep]
+        rows = labelled(rows)
         algorithms = list(dict.fromkeys([*ALGORITHMS, *(r["algorithm"] for r in rows)]))
         report(rows, [a for a in algorithms if any(r["algorithm"] == a for r in rows)], out)
         out(f"\nwrote {os.path.relpath(out_txt.resolve(), REPO)}"
@@ -596,7 +626,7 @@ def main(argv=None) -> None:
     out("batch and networks per env (every algorithm uses the env's preset family):")
     for env, algos in plan:
         preset = ENVS[env].preset
-        shapes = {a: batch_and_networks(a, preset) for a in algos if a not in peers.PEERS}
+        shapes = {a: batch_and_networks(a, chosen_presets.get(a, preset)) for a in algos if a not in peers.PEERS}
         if not shapes:
             continue
         distinct = {repr(s) for s in shapes.values()}
@@ -604,7 +634,8 @@ def main(argv=None) -> None:
         desc = (f"{s['num_envs']} x {s['num_steps']} steps, {'-'.join(map(str, s['hidden_sizes']))} {s['activation']}, "
                 f"{'shared trunk' if s['shared_trunk'] else 'separate actor and critic'}, "
                 f"initial log-std {s['log_std_init']:g} (Gaussian policies)")
-        out(f"  {env:27s} preset {preset:8s} {desc}" + ("" if len(distinct) == 1 else
+        others = ", ".join(f"{a} {chosen_presets[a]}" for a in algos if a in chosen_presets)
+        out(f"  {env:27s} preset {preset:8s}{f' ({others})' if others else ''} {desc}" + ("" if len(distinct) == 1 else
             f"  WARNING: not identical: {shapes}"))
 
     if not args.report_only:
@@ -612,7 +643,7 @@ def main(argv=None) -> None:
         for env, algos in plan:
             for algo in algos:
                 budget = budgets.get(env, ENVS[env].budget)
-                preset = ENVS[env].preset
+                preset = chosen_presets.get(algo, ENVS[env].preset)
                 if algo in peers.PEERS:
                     if not peers.PEERS[algo].has_settings(env):
                         left_out.append(f"{algo} on {env} (the zoo has no entry)")
@@ -669,7 +700,9 @@ def main(argv=None) -> None:
     if not rows:
         out("no runs found")
         return
-    report(rows, [a for a in algorithms if any(r["algorithm"] == a for r in rows)], out)
+    shown = labelled(rows)
+    algorithms += [a for a in dict.fromkeys(r["algorithm"] for r in shown) if a not in algorithms]
+    report(shown, [a for a in algorithms if any(r["algorithm"] == a for r in shown)], out)
     write_csv(out_csv, rows)
     out_txt = out_csv.with_suffix(".txt")
     out(f"\nwrote {os.path.relpath(out_csv, REPO)} and {os.path.relpath(out_txt, REPO)}")

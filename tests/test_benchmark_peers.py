@@ -110,3 +110,14 @@ def test_peers_train_and_log_in_the_kits_columns(tmp_path):
     ends = [int(e["env_steps"]) for e in episodes]
     assert ends == list(__import__("itertools").accumulate(int(e["episode_length"]) for e in episodes))
     assert int(rows["sb3-ppo"]["env_steps_run"]) >= se.QUICK_BUDGET > ends[-1] - 500
+
+
+def test_a_kit_agent_at_another_preset_is_reported_apart(tmp_path):
+    rows = [{"env": "CartPole-v1", "algorithm": "a2c", "preset": "classic"},
+            {"env": "CartPole-v1", "algorithm": "a2c", "preset": "classic-tuned"},
+            {"env": "InvertedPendulum-v5", "algorithm": "trpo", "preset": "mujoco"},
+            {"env": "CartPole-v1", "algorithm": "sb3-ppo", "preset": "sb3-defaults"}]
+    assert [r["algorithm"] for r in se.labelled(rows)] == ["a2c", "a2c@classic-tuned", "trpo", "sb3-ppo"]
+    assert se.labelled(se.labelled(rows)) == se.labelled(rows)  # labelling twice changes nothing
+    result = run_script("--quick", "--algorithms", "a2c", "--preset", "a2c=nope", "--runs-root", str(tmp_path))
+    assert result.returncode != 0 and "unknown preset 'nope'" in result.stderr and "classic-tuned" in result.stderr

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -111,7 +112,8 @@ def test_kfac_overhead_quick_times_every_side():
 
 
 def test_acktr_variant_quick_prints_paired_runs(tmp_path):
-    stdout = run_script("acktr_variant.py", "--quick", "--set", "stats_subsample=4", "--runs-root", str(tmp_path))
+    stdout = run_script("acktr_variant.py", "--quick", "--set", "stats_subsample=4", "--runs-root", str(tmp_path),
+                        "--out", str(tmp_path / "variant.csv"))
     lines = stdout.splitlines()
     assert lines[0].startswith("ACKTR with stats_subsample=4 vs its presets")
     committed = next(r for r in read(REPO / "data" / "benchmarks" / "sample_efficiency.csv")[1]
@@ -123,6 +125,15 @@ def test_acktr_variant_quick_prints_paired_runs(tmp_path):
     assert (tmp_path / "stats_subsample=4" / "CartPole-v1" / "acktr-s0" / "config.json").exists()
     config = json.loads((tmp_path / "stats_subsample=4" / "CartPole-v1" / "acktr-s0" / "config.json").read_text())
     assert config["agent"]["stats_subsample"] == 4  # the override reached the agent, converted to int
+    # the CSV: the same pair, and the run's KL per update over δ from its own updates.csv
+    from rlkit.experiments.runs import read_updates
+
+    (written,) = read(tmp_path / "variant.csv")[1]
+    assert (written["env"], written["seed"], written["env_steps_variant"], written["env_steps_preset"]) == (
+        "CartPole-v1", "0", "", str(int(committed["env_steps_to_threshold"])))
+    kl = read_updates(tmp_path / "stats_subsample=4" / "CartPole-v1" / "acktr-s0")["measured_kl"]
+    assert float(written["kl_over_delta_variant"]) == pytest.approx(float(np.median(kl)) / config["agent"]["delta"],
+                                                                   abs=1e-4)
 
 
 @pytest.mark.parametrize("bad, says", [("stats_decay", "KEY=VALUE"), ("stats_decay=1.5", "stats_decay must be in [0, 1)"),

@@ -82,6 +82,9 @@ class A2C(Agent):
             hidden_sizes=[64, 64], activation="tanh", log_std_init=-1.5, value_coef=0.5, entropy_coef=0.0,
             optimizer="adam", lr=3e-3, eps=1e-5, max_grad_norm=0.5,
         ),
+        # A2C at its own best on CartPole, not at ACKTR's batch: the cell benchmarks/preset_search.py chose
+        # (data/benchmarks/preset_search/a2c-CartPole-v1.txt): many small updates, as Stable-Baselines3's A2C
+        "classic-tuned": dict(num_envs=1, num_steps=5, lr=2e-3, entropy_coef=0.0),
     }
 
     def __init__(self, env_summary, config: A2CConfig, *, seed: int, device="cpu"):

@@ -273,3 +273,18 @@ def test_table3_comparison_is_a2c_over_acktr_steps_per_second(tmp_path):
     assert atari["paper_ratio"] == pytest.approx(1.5) and atari["repro_ratio"] == pytest.approx(4.0)
     assert math.isnan(atari["bench_ratio"]) and math.isnan(mujoco["repro_acktr"])
     assert mujoco["paper_ratio"] == pytest.approx(1.2) and mujoco["bench_ratio"] == pytest.approx(1.1)
+
+
+def test_steps_to_threshold_table_counts_censored_runs_above_their_budget():
+    from rlkit.lessons.nb07_acktr_runs.demos import steps_to_threshold_table
+
+    def row(algorithm, steps, preset="classic", budget=100.0):
+        return {"env": "E", "algorithm": algorithm, "preset": preset, "budget": budget,
+                "env_steps_to_threshold": steps, "episodes_in_budget": 5.0}
+
+    rows = [row("a", 10.0), row("a", 20.0), row("a", float("nan")), row("b", float("nan"), "zoo"),
+            row("b", float("nan"), "zoo"), row("b", 30.0, "zoo"), row("a", 1.0) | {"env": "F"}]
+    a, b = steps_to_threshold_table(rows, "E", ["a", "b", "c"])
+    assert (a["seeds"], a["reached"], a["preset"], a["median"].value) == (3, 2, "classic", 20.0)
+    assert (b["seeds"], b["reached"], b["preset"]) == (3, 1, "zoo")
+    assert b["median"].value == 100.0 and b["median"].ci_high == float("inf")  # two of three censored: '>100'

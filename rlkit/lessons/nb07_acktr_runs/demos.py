@@ -197,3 +197,21 @@ def format_grid(grid: dict, fmt: str = "{:.0f}", width: int = 9) -> str:
     for y, row in zip(grid["y_values"], grid["values"]):
         lines.append(f"{y:>16.3g}" + "".join(f"{cell(v):>{width}s}" for v in row))
     return "\n".join(lines)
+
+
+def steps_to_threshold_table(rows: list[dict], env: str, algorithms: list[str]) -> list[dict]:
+    """Per algorithm on ``env`` (rows of ``data/benchmarks/*.csv``): its settings (the preset column), seeds
+    reached/run, and the median env steps to the threshold with its 95% bootstrap interval (censored runs
+    above their budget, ``rlkit.experiments.run_stats``)."""
+    from rlkit.experiments.results import values_to_threshold
+    from rlkit.experiments.run_stats import bootstrap_ci, median
+
+    table = []
+    for algorithm in algorithms:
+        mine = [r for r in rows if r["env"] == env and r["algorithm"] == algorithm]
+        if not mine:
+            continue
+        values, censored = values_to_threshold(rows, env, algorithm, "env_steps_to_threshold")
+        table.append({"algorithm": algorithm, "preset": mine[0]["preset"], "seeds": len(mine),
+                      "reached": int((~censored).sum()), "median": bootstrap_ci(values, median, censored)})
+    return table
