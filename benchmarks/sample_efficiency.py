@@ -408,7 +408,7 @@ def report(rows: list[dict], algorithms: list[str], out=print) -> None:
         out(f"\n== {env}: threshold {spec.threshold:g} (mean return of the last {WINDOW} episodes); budget "
             f"{'/'.join(fmt_steps(b) for b in budgets)} env steps per run; preset {first['preset']} "
             f"({first['num_envs']} env(s) x {first['num_steps']} steps per update) ==")
-        out(f"{'algorithm':12s} {'seeds':>5s} {'reached':>7s} {'steps median [95% CI]':>30s} {'steps per seed':>24s} "
+        out(f"{'algorithm':20s} {'seeds':>5s} {'reached':>7s} {'steps median [95% CI]':>30s} {'steps per seed':>24s} "
             f"{'episodes median [95% CI]':>26s} {'X/ACKTR steps [95% CI]':>24s} {'X/ACKTR episodes':>20s} "
             f"{'best mean10':>11s} {'wall s':>6s}")
         samples = {}
@@ -443,7 +443,7 @@ def report(rows: list[dict], algorithms: list[str], out=print) -> None:
                 rs_ = re_ = "1"
             best = max(r["best_mean10"] for r in ar)
             wall = sum(r["wall_time_s"] for r in ar)
-            out(f"{algo:12s} {len(ar):5d} {f'{reached}/{len(ar)}':>7s} {m_steps.fmt(fmt_steps) if m_steps else '-':>30s} "
+            out(f"{algo:20s} {len(ar):5d} {f'{reached}/{len(ar)}':>7s} {m_steps.fmt(fmt_steps) if m_steps else '-':>30s} "
                 f"{' '.join(fmt_seed(r, 'steps') for r in ar):>24s} {m_eps.fmt(integer) if m_eps else '-':>26s} "
                 f"{rs_:>24s} {re_:>20s} {best:11.1f} {wall:6.0f}")
         settings = {r["algorithm"]: f"{r['preset']} ({r['num_envs']} env(s) x {r['num_steps']} steps)"
@@ -452,7 +452,7 @@ def report(rows: list[dict], algorithms: list[str], out=print) -> None:
             out("settings: " + "; ".join(f"{a} {text}" for a, text in settings.items()))
         if spec.paper_domain:
             p = find_row(table2, domain=spec.paper_domain)
-            paper = {a: p.get(f"{a}_episodes_to_threshold") for a in algorithms}
+            paper = {a: p.get(f"{a}_episodes_to_threshold") for a in [REFERENCE, *others]}
             line = f"paper Table 2 (episodes; 3 best of 8 seeds, 30M steps): ACKTR {paper[REFERENCE]:,.0f}"
             for a in others:
                 if paper.get(a) is not None and not math.isnan(paper[a]):

@@ -73,6 +73,9 @@ def test_peer_rows_print_beside_the_kits_from_several_csvs(tmp_path):
     assert "SB3-PPO/ACKTR 1.00" in result.stdout  # the same runs under another name: a ratio of exactly 1
     assert "settings: sb3-ppo sb3-defaults (1 env(s) x 2048 steps)" in result.stdout
     assert (tmp_path / "both.txt").read_text(encoding="utf-8") == result.stdout
+    alone = run_script("--from-csv", str(tmp_path / "peers.csv"))  # peers without the kit's rows: no ratios
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    assert "sb3-ppo" in alone.stdout and "SB3-PPO/ACKTR" not in alone.stdout
 
 
 def test_peers_without_their_extra_are_refused_by_name(tmp_path):
