@@ -607,9 +607,10 @@ def main(argv=None) -> None:
             rows += read_rows(source)
         if args.out is not None:
             write_csv(args.out, rows)
-        if args.envs:
+        if args.envs:  # ENV keeps every algorithm of the CSVs on ENV, ENV:A,B only those
+            named = {item.partition(":")[0]: bool(item.partition(":")[2]) for item in args.envs}
             keep = {(env, a) for env, algos in plan for a in algos}
-            rows = [r for r in rows if (r["env"], r["algorithm"]) in keep]
+            rows = [r for r in rows if r["env"] in named and (not named[r["env"]] or (r["env"], r["algorithm"]) in keep)]
         rows = labelled(rows)
         algorithms = list(dict.fromkeys([*ALGORITHMS, *(r["algorithm"] for r in rows)]))
         report(rows, [a for a in algorithms if any(r["algorithm"] == a for r in rows)], out)
