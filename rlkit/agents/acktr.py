@@ -61,7 +61,7 @@ class ACKTRConfig(OnPolicyConfig):
     target_kl: float = 0.0  # > 0: adapt η_max (×1.5 or ÷1.5 per update) toward this measured KL; 0: fixed
     # 0: the paper's step, whose KL only the quadratic model bounds. > 0 ("checked"): measure the KL
     # the step reached on the batch and shrink η by backtrack_coef until it is <= kl_tolerance·δ (as
-    # TRPO's line search does), at most max_backtracks times, else no step
+    # TRPO's line search does), at most max_backtracks tries (the first the full step), else no step
     kl_tolerance: float = 0.0
     max_backtracks: int = 10
     backtrack_coef: float = 0.5
@@ -341,7 +341,7 @@ class ACKTR(Agent):
         (η taken, backtracks, accepted); not accepted: back at θ_old, η = 0."""
         c = self.config
         limit = c.kl_tolerance * c.delta
-        for backtracks in range(c.max_backtracks + 1):
+        for backtracks in range(c.max_backtracks):  # as TRPO: max_backtracks tries, the full step first
             step = eta * c.backtrack_coef**backtracks
             with torch.no_grad():
                 if backtracks:
