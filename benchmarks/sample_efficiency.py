@@ -24,6 +24,9 @@ Conventions (each in detail in benchmarks/README.md):
     python benchmarks/sample_efficiency.py --from-csv data/benchmarks/sample_efficiency.csv  # from the CSV alone
     python benchmarks/sample_efficiency.py --quick                        # tiny smoke run (seconds)
 
+More seeds for runs already made: ``--first-seed 3 --seeds 2`` trains seeds 3 and 4 (under another
+``--runs-root``); ``--from-csv`` then merges the two CSVs, and refuses a run that appears in both.
+
 Peers: ``--algorithms`` also takes Stable-Baselines3's PPO and A2C and sb3-contrib's TRPO, at the
 library's defaults (``sb3-ppo``, ``sb3-a2c``, ``sb3-trpo``) or the RL Baselines3 Zoo's tuned settings
 (``sb3-ppo-zoo``, ...), from the optional ``peers`` extra (benchmarks/peers.py). Their rows carry their
@@ -528,6 +531,16 @@ def read_rows(path: Path) -> list[dict]:
     return rows
 
 
+def check_distinct_runs(rows: list[dict]) -> None:
+    """Refuse CSVs that hold the same run twice (env, algorithm, preset, seed): a merge must add seeds, not repeat them."""
+    seen = collections.Counter((r["env"], r["algorithm"], r["preset"], r["seed"]) for r in rows)
+    repeated = [key for key, n in seen.items() if n > 1]
+    if repeated:
+        env, algo, preset, seed = repeated[0]
+        raise SystemExit(f"--from-csv: {len(repeated)} run(s) appear more than once, e.g. {algo} ({preset}) on {env}, "
+                         f"seed {seed}; give each seed in one CSV only")
+
+
 def write_csv(path: Path, rows: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as f:
@@ -545,7 +558,10 @@ def main(argv=None) -> None:
     ap.add_argument("--envs", nargs="+", metavar="ENV[:ALGO,...]",
                     help=f"envs to run (default: {', '.join(e for e, s in ENVS.items() if s.default)})")
     ap.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), help="default: %(default)s")
-    ap.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
+    ap.add_argument("--seeds", type=int, default=3, help="how many seeds (default 3)")
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="the seeds are FIRST..FIRST+N-1 (default 0); e.g. --first-seed 3 --seeds 2 adds seeds 3 "
+                         "and 4 to runs made with --seeds 3, under another --runs-root, merged with --from-csv")
     ap.add_argument("--budget", action="append", metavar="ENV=STEPS", help="env steps per run (default: the table's)")
     ap.add_argument("--threshold", action="append", metavar="ENV=VALUE", help="override an env's threshold")
     ap.add_argument("--preset", action="append", metavar="ALGO=PRESET",
@@ -565,6 +581,8 @@ def main(argv=None) -> None:
     ap.add_argument("--quick", action="store_true",
                     help=f"smoke run: CartPole-v1, 1 seed, {QUICK_BUDGET} steps, under runs/benchmarks/quick")
     args = ap.parse_args(argv)
+    if args.seeds < 1 or args.first_seed < 0:
+        ap.error(f"--seeds must be at least 1 and --first-seed at least 0 (got {args.seeds} and {args.first_seed})")
     command = "python benchmarks/sample_efficiency.py " + shlex.join(sys.argv[1:] if argv is None else argv)
 
     if args.quick:
@@ -605,6 +623,7 @@ def main(argv=None) -> None:
             if made_by:
                 out(f"runs made by: {made_by}")
             rows += read_rows(source)
+        check_distinct_runs(rows)
         if args.out is not None:
             write_csv(args.out, rows)
         if args.envs:  # ENV keeps every algorithm of the CSVs on ENV, ENV:A,B only those
@@ -640,6 +659,7 @@ def main(argv=None) -> None:
             f"  WARNING: not identical: {shapes}"))
 
     if not args.report_only:
+        seeds = range(args.first_seed, args.first_seed + args.seeds)
         jobs, left_out = [], []
         for env, algos in plan:
             for algo in algos:
@@ -651,11 +671,11 @@ def main(argv=None) -> None:
                         continue
                     budget, preset = peers.horizon(algo, env, budget), peers.PEERS[algo].preset(env)
                 jobs += [Job(env, algo, seed, ENVS[env].threshold, budget, preset,
-                             str(run_dir_of(root, env, algo, seed)), command) for seed in range(args.seeds)]
+                             str(run_dir_of(root, env, algo, seed)), command) for seed in seeds]
         if left_out:
             out("left out: " + "; ".join(left_out))
         out(f"{len(jobs)} runs: " + "; ".join(
-            f"{env} [{','.join(algos)}] x {args.seeds} seeds, budget {fmt_steps(budgets.get(env, ENVS[env].budget))}"
+            f"{env} [{','.join(algos)}] x seeds {seeds.start}-{seeds.stop - 1}, budget {fmt_steps(budgets.get(env, ENVS[env].budget))}"
             for env, algos in plan))
         t0 = time.perf_counter()
         failures = []

@@ -282,3 +282,23 @@ def test_preset_search_ranks_censored_runs_above_their_budget_and_ties_by_the_me
     with pytest.raises(ValueError, match="KEY=VALUE"):
         ps.parse_pairs(["lr"], many=True)
     assert ps.cells({"a": ["1", "2"], "b": ["x"]}) == [{"a": "1", "b": "x"}, {"a": "2", "b": "x"}]
+
+
+def test_later_seeds_run_apart_and_merge_with_the_first(tmp_path):
+    """--first-seed trains only the seeds asked for; --from-csv adds them to the earlier seeds' rows, and refuses
+    a CSV given twice rather than count its runs twice."""
+    first, later = tmp_path / "first.csv", tmp_path / "later.csv"
+    for path, seeds in ((first, ()), (later, ("--first-seed", "1"))):
+        run_script("sample_efficiency.py", "--quick", "--workers", "1", "--algorithms", "acktr", *seeds,
+                   "--runs-root", str(tmp_path / path.stem), "--out", str(path))
+    assert [r["seed"] for r in read(first)[1]] == ["0"] and [r["seed"] for r in read(later)[1]] == ["1"]
+    assert [p.name for p in (tmp_path / "later" / "CartPole-v1").iterdir()] == ["acktr-s1"]
+
+    run_script("sample_efficiency.py", "--from-csv", str(first), str(later), "--out", str(tmp_path / "both.csv"))
+    assert sorted(r["seed"] for r in read(tmp_path / "both.csv")[1]) == ["0", "1"]
+    twice = subprocess.run([sys.executable, str(BENCHMARKS / "sample_efficiency.py"), "--from-csv", str(first),
+                            str(first)], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert twice.returncode != 0 and "acktr" in twice.stderr and "seed 0" in twice.stderr
+    bad = subprocess.run([sys.executable, str(BENCHMARKS / "sample_efficiency.py"), "--first-seed", "-1"],
+                         cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert bad.returncode != 0 and "--first-seed" in bad.stderr
