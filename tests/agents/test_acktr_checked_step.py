@@ -98,3 +98,13 @@ def test_checked_runs_keep_within_tolerance_over_updates():
 def test_bad_line_search_settings_are_refused_by_name(key, value):
     with pytest.raises(ValueError, match=key):
         resolve_config("acktr", overrides={key: value})
+
+
+def test_the_checked_mujoco_preset_is_the_mujoco_preset_with_its_check():
+    """mujoco-checked differs from mujoco in δ and kl_tolerance only: its runs compare with the paper's step's."""
+    from rlkit.agents import resolve_config
+
+    paper, checked = resolve_config("acktr", preset="mujoco"), resolve_config("acktr", preset="mujoco-checked")
+    differ = {k for k in vars(paper) if getattr(paper, k) != getattr(checked, k)}
+    assert differ == {"delta", "kl_tolerance"}
+    assert (paper.kl_tolerance, checked.kl_tolerance, checked.delta) == (0.0, 1.5, 0.1)
