@@ -157,14 +157,6 @@ def parse_presets(items: list[str] | None) -> dict[str, str]:
     return out
 
 
-def labelled(rows: list[dict]) -> list[dict]:
-    """The rows with a kit agent trained at another preset than its env family's named ALGO@PRESET,
-    so that the report keeps it apart from the same agent at the family's preset."""
-    return [{**r, "algorithm": f"{r['algorithm']}@{r['preset']}"}
-            if r["algorithm"] not in peers.PEERS and "@" not in r["algorithm"] and r["preset"] != ENVS[r["env"]].preset
-            else r for r in rows]
-
-
 def check_algorithms(plan) -> None:
     from rlkit.agents import AGENTS
 
@@ -609,6 +601,8 @@ def main(argv=None) -> None:
         print(text, flush=True)
         lines.append(text)
 
+    from rlkit.experiments.results import labelled_by_preset
+
     if args.from_csv is not None:
         out(f"$ {command}")
         out_txt = (args.out or args.from_csv[0]).with_suffix(".txt")
@@ -630,7 +624,7 @@ def main(argv=None) -> None:
             named = {item.partition(":")[0]: bool(item.partition(":")[2]) for item in args.envs}
             keep = {(env, a) for env, algos in plan for a in algos}
             rows = [r for r in rows if r["env"] in named and (not named[r["env"]] or (r["env"], r["algorithm"]) in keep)]
-        rows = labelled(rows)
+        rows = labelled_by_preset(rows)
         algorithms = list(dict.fromkeys([*ALGORITHMS, *(r["algorithm"] for r in rows)]))
         report(rows, [a for a in algorithms if any(r["algorithm"] == a for r in rows)], out)
         out(f"\nwrote {os.path.relpath(out_txt.resolve(), REPO)}"
@@ -721,7 +715,7 @@ def main(argv=None) -> None:
     if not rows:
         out("no runs found")
         return
-    shown = labelled(rows)
+    shown = labelled_by_preset(rows)
     algorithms += [a for a in dict.fromkeys(r["algorithm"] for r in shown) if a not in algorithms]
     report(shown, [a for a in algorithms if any(r["algorithm"] == a for r in shown)], out)
     write_csv(out_csv, rows)

@@ -116,11 +116,15 @@ def test_peers_train_and_log_in_the_kits_columns(tmp_path):
 
 
 def test_a_kit_agent_at_another_preset_is_reported_apart(tmp_path):
+    from rlkit.experiments.results import labelled_by_preset
+
     rows = [{"env": "CartPole-v1", "algorithm": "a2c", "preset": "classic"},
             {"env": "CartPole-v1", "algorithm": "a2c", "preset": "classic-tuned"},
             {"env": "InvertedPendulum-v5", "algorithm": "trpo", "preset": "mujoco"},
+            {"env": "Reacher-v5", "algorithm": "acktr", "preset": "mujoco-checked"},
             {"env": "CartPole-v1", "algorithm": "sb3-ppo", "preset": "sb3-defaults"}]
-    assert [r["algorithm"] for r in se.labelled(rows)] == ["a2c", "a2c@classic-tuned", "trpo", "sb3-ppo"]
-    assert se.labelled(se.labelled(rows)) == se.labelled(rows)  # labelling twice changes nothing
+    assert [r["algorithm"] for r in labelled_by_preset(rows)] == [
+        "a2c", "a2c@classic-tuned", "trpo", "acktr@mujoco-checked", "sb3-ppo"]
+    assert labelled_by_preset(labelled_by_preset(rows)) == labelled_by_preset(rows)  # labelling twice changes nothing
     result = run_script("--quick", "--algorithms", "a2c", "--preset", "a2c=nope", "--runs-root", str(tmp_path))
     assert result.returncode != 0 and "unknown preset 'nope'" in result.stderr and "classic-tuned" in result.stderr

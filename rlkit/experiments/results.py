@@ -77,6 +77,17 @@ def benchmark_rows(name: str, data_dir: str | os.PathLike | None = None) -> list
     return _read_rows(locate(data_dir) / "benchmarks" / f"{name}.csv")
 
 
+def labelled_by_preset(rows: list[dict]) -> list[dict]:
+    """The rows with a kit agent trained at a named preset other than its env family's (``classic``, ``mujoco``,
+    ``atari``) renamed ``ALGO@PRESET`` (``a2c@classic-tuned``), so that a table keeps it apart from the same agent
+    at the family's preset; the peers' rows (``sb3-ppo``, ...) and rows already labelled are left as they are."""
+    from rlkit.agents import AGENTS, FAMILY_PRESETS
+
+    family_presets = {"classic", *FAMILY_PRESETS.values()}
+    return [{**r, "algorithm": f"{r['algorithm']}@{r['preset']}"}
+            if r["algorithm"] in AGENTS and r["preset"] not in family_presets else r for r in rows]
+
+
 def values_to_threshold(rows: list[dict], env: str, algorithm: str, column: str) -> tuple[np.ndarray, np.ndarray]:
     """(values, censored) of ``column`` (``env_steps_to_threshold`` or ``episodes_to_threshold``) over the seeds of
     ``algorithm`` on ``env`` in the rows of :func:`benchmark_rows`, for ``rlkit.experiments.run_stats``: a censored
