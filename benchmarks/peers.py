@@ -221,6 +221,8 @@ def train(name: str, env: str, seed: int, budget: int, threshold: float, window:
             self.rollouts += 1
             updates.writerow({"update": self.rollouts, "env_steps": self.num_timesteps,
                               "wall_time_s": time.perf_counter() - start})
+            episodes_file.flush()  # progress readable while it trains
+            updates_file.flush()
 
     try:
         model.learn(total_timesteps=total, callback=Log())

@@ -119,7 +119,9 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--algorithm", default="a2c")
-    ap.add_argument("--env", default="CartPole-v1", choices=list(se.ENVS))
+    ap.add_argument("--env", default="CartPole-v1", choices=[e for e, spec in se.ENVS.items()
+                                                             if not isinstance(spec.threshold, str)],
+                    help="an env with a return threshold")
     ap.add_argument("--preset", default=None, help="the preset the cells start from (default: the env's family)")
     ap.add_argument("--grid", nargs="+", metavar="KEY=V1,V2", help="the searched fields and their values")
     ap.add_argument("--set", dest="fixed", nargs="+", metavar="KEY=VALUE", help="fields fixed in every cell")

@@ -38,6 +38,14 @@ print as one report:
     python benchmarks/sample_efficiency.py --from-csv data/benchmarks/sample_efficiency.csv \
         data/benchmarks/sample_efficiency_peers.csv --out data/benchmarks/sample_efficiency_with_peers.csv
 
+A threshold can be an algorithm's return instead of a number (HalfCheetah-v5's is ``sb3-ppo``'s, or
+``--threshold ENV=ALGO``): every run then trains to the budget, and the report takes the median over
+ALGO's seeds of the mean of its last 10 episodes there, and judges every run by that return. The runs
+can lie under several roots, reported as one:
+
+    python benchmarks/sample_efficiency.py --envs HalfCheetah-v5:sb3-ppo,acktr --report-only \
+        --runs-root runs/benchmarks/halfcheetah runs/benchmarks/halfcheetah-checked
+
 This is a benchmark, not a test: it prints and asserts nothing.
 """
 
@@ -46,6 +54,7 @@ from __future__ import annotations
 import argparse
 import collections
 import csv
+import dataclasses
 import math
 import multiprocessing
 import os
@@ -70,7 +79,7 @@ REFERENCE = "acktr"  # every ratio is X / REFERENCE
 
 @dataclass(frozen=True)
 class EnvSpec:
-    threshold: float
+    threshold: float | str  # a return, or an algorithm's name: the return it reaches at the budget (below)
     budget: int  # env steps per run
     preset: str  # the preset family used for every algorithm (same networks and batch)
     paper_domain: str | None = None  # the row of data/acktr_table2_mujoco.csv, if the paper has one
@@ -83,6 +92,8 @@ ENVS = {
     "InvertedPendulum-v5": EnvSpec(950, 300_000, "mujoco", "IP"),
     "InvertedDoublePendulum-v5": EnvSpec(9100, 1_000_000, "mujoco", "IDP"),
     "Reacher-v5": EnvSpec(-7, 500_000, "mujoco", "Reacher"),
+    # the paper's 4,700 is beyond what its peers reach in 1M steps: the threshold is PPO's return there
+    "HalfCheetah-v5": EnvSpec("sb3-ppo", 1_000_000, "mujoco", default=False),
 }
 
 # Targets (printed beside the figures)
@@ -109,6 +120,12 @@ class Job:
     preset: str
     run_dir: str
     command: str
+
+
+def training_threshold(spec: EnvSpec) -> float:
+    """The return a run stops at: the env's threshold, or none (inf) where the threshold is an algorithm's
+    return at the budget, known only once that algorithm's runs are finished."""
+    return math.inf if isinstance(spec.threshold, str) else float(spec.threshold)
 
 
 def run_dir_of(root: Path, env: str, algorithm: str, seed: int) -> Path:
@@ -140,6 +157,17 @@ def parse_overrides(items: list[str] | None, kind, what: str) -> dict:
     return out
 
 
+def parse_thresholds(items: list[str] | None) -> dict[str, float | str]:
+    """``ENV=VALUE``: a return, or an algorithm's name (the median return its runs reach at the budget)."""
+    out = {}
+    for env, value in parse_overrides(items, str, "threshold").items():
+        try:
+            out[env] = float(value)
+        except ValueError:
+            out[env] = value
+    return out
+
+
 def parse_presets(items: list[str] | None) -> dict[str, str]:
     """``["a2c=classic-tuned"]`` → ``{"a2c": "classic-tuned"}``, each checked against the agent's presets."""
     from rlkit.agents import resolve_config
@@ -168,6 +196,15 @@ def check_algorithms(plan) -> None:
     why = peers.missing_library() if wanted else None
     if why:
         raise SystemExit(f"sample_efficiency: {', '.join(sorted(wanted))}: {why}")
+
+
+def check_threshold_algorithms() -> None:
+    from rlkit.agents import AGENTS
+
+    for env, spec in ENVS.items():
+        if isinstance(spec.threshold, str) and spec.threshold not in {*AGENTS, *peers.PEERS}:
+            raise SystemExit(f"sample_efficiency: --threshold {env}={spec.threshold}: a threshold is a return or "
+                             f"the name of an algorithm ({', '.join([*sorted(AGENTS), *peers.PEERS])})")
 
 
 def batch_and_networks(algorithm: str, preset: str) -> dict:
@@ -340,17 +377,50 @@ def target_verdict(estimate, target: float, at_least: bool) -> str:
 # --------------------------------------------------------------------------- the report
 
 
-def collect(root: Path, algorithms_seen: list[str], caps: dict | None = None) -> list[dict]:
-    """Every run under ``root`` for the envs of the table, as CSV rows (``caps``: explicit budgets per env)."""
-    rows = []
-    for env, spec in ENVS.items():
-        from rlkit.experiments.runs import sanitize
+def run_dirs_of(roots: list[Path], env: str) -> list[Path]:
+    from rlkit.experiments.runs import sanitize
 
-        env_dir = root / sanitize(env)
-        if not env_dir.is_dir():
+    return [d for root in roots if (root / sanitize(env)).is_dir() for d in sorted((root / sanitize(env)).iterdir())]
+
+
+def derived_threshold(env: str, algorithm: str, run_dirs: list[Path], cap: int | None) -> dict | None:
+    """The threshold ``algorithm`` defines on ``env``: the median over its finished runs of the mean return
+    of the last 10 episodes at the budget (None: no finished run of it)."""
+    finals = {}
+    for run_dir in run_dirs:
+        run = load_run(run_dir, math.inf, cap)
+        if (run is not None and run["config"]["algorithm"] == algorithm and run["env_steps_run"] >= run["budget"]
+                and not math.isnan(run["final_mean10"])):
+            finals[run["config"]["seed"]] = run["final_mean10"]
+    if not finals:
+        return None
+    return {"threshold": statistics.median(finals.values()), "algorithm": algorithm, "finals": dict(sorted(finals.items()))}
+
+
+def collect(roots: list[Path], algorithms_seen: list[str], caps: dict | None = None,
+            notes: list[str] | None = None) -> list[dict]:
+    """Every run under ``roots`` for the envs of the table, as CSV rows (``caps``: explicit budgets per env).
+
+    Where an env's threshold is an algorithm's return, it is derived first from that algorithm's runs
+    (``notes`` gets a line saying so); an env without a finished run of it is left out, with a note."""
+    rows = []
+    notes = [] if notes is None else notes
+    for env, spec in ENVS.items():
+        run_dirs = run_dirs_of(roots, env)
+        if not run_dirs:
             continue
-        for run_dir in sorted(env_dir.iterdir()):
-            run = load_run(run_dir, spec.threshold, (caps or {}).get(env))
+        cap = (caps or {}).get(env)
+        threshold = spec.threshold
+        if isinstance(threshold, str):
+            derived = derived_threshold(env, threshold, run_dirs, cap)
+            if derived is None:
+                notes.append(f"{env} left out: its threshold is the return {threshold} reaches at the budget, "
+                             f"and no finished {threshold} run is under {', '.join(map(str, roots))}")
+                continue
+            threshold = round(derived["threshold"], 2)
+            notes.append(f"{env}: threshold {threshold:g} = median over seeds of {threshold_source(derived)}")
+        for run_dir in run_dirs:
+            run = load_run(run_dir, threshold, cap)
             if run is None:
                 continue
             c = run["config"]
@@ -358,7 +428,7 @@ def collect(root: Path, algorithms_seen: list[str], caps: dict | None = None) ->
             if algo not in algorithms_seen:
                 algorithms_seen.append(algo)
             rows.append({
-                "env": env, "threshold": spec.threshold, "algorithm": algo, "seed": c["seed"], "preset": c["preset"],
+                "env": env, "threshold": threshold, "algorithm": algo, "seed": c["seed"], "preset": c["preset"],
                 "num_envs": c["agent"].get("num_envs"), "num_steps": c["agent"].get("num_steps"),
                 "budget": run["budget"], "status": run["status"],
                 "env_steps_to_threshold": run["steps"] if run["status"] == "reached" else "",
@@ -371,6 +441,11 @@ def collect(root: Path, algorithms_seen: list[str], caps: dict | None = None) ->
     order = {a: i for i, a in enumerate(algorithms_seen)}
     rows.sort(key=lambda r: (list(ENVS).index(r["env"]), order[r["algorithm"]], r["seed"]))
     return rows
+
+
+def threshold_source(derived: dict) -> str:
+    finals = ", ".join(f"s{seed} {value:.1f}" for seed, value in derived["finals"].items())
+    return f"{derived['algorithm']}'s mean return of the last {WINDOW} episodes at the budget ({finals})"
 
 
 def fmt_seed(r: dict, kind: str) -> str:
@@ -400,7 +475,7 @@ def report(rows: list[dict], algorithms: list[str], out=print) -> None:
         spec = ENVS[env]
         budgets = sorted({r["budget"] for r in env_rows})
         first = env_rows[0]
-        out(f"\n== {env}: threshold {spec.threshold:g} (mean return of the last {WINDOW} episodes); budget "
+        out(f"\n== {env}: threshold {float(first['threshold']):g} (mean return of the last {WINDOW} episodes); budget "
             f"{'/'.join(fmt_steps(b) for b in budgets)} env steps per run; preset {first['preset']} "
             f"({first['num_envs']} env(s) x {first['num_steps']} steps per update) ==")
         out(f"{'algorithm':20s} {'seeds':>5s} {'reached':>7s} {'steps median [95% CI]':>30s} {'steps per seed':>24s} "
@@ -560,8 +635,9 @@ def main(argv=None) -> None:
                     help="train ALGO with another of its presets than the env family's (e.g. a2c=classic-tuned); "
                          "its rows print as ALGO@PRESET")
     ap.add_argument("--workers", type=int, default=2, help="worker processes (1: in this process)")
-    ap.add_argument("--runs-root", type=Path, default=None,
-                    help="where run directories go (default runs/benchmarks/sample_efficiency)")
+    ap.add_argument("--runs-root", type=Path, nargs="+", default=None, metavar="ROOT",
+                    help="where run directories go (default runs/benchmarks/sample_efficiency); with "
+                         "--report-only, several roots report as one")
     ap.add_argument("--out", type=Path, default=None,
                     help="CSV to write; the printed report goes beside it as .txt (default "
                          "data/benchmarks/sample_efficiency.csv)")
@@ -582,14 +658,16 @@ def main(argv=None) -> None:
         args.seeds = 1
         args.budget = [f"{e.partition(':')[0]}={QUICK_BUDGET}" for e in args.envs] + (args.budget or [])
     quick_root = REPO / "runs" / "benchmarks" / "quick"
-    root = args.runs_root or (quick_root / "sample_efficiency" if args.quick
-                              else REPO / "runs" / "benchmarks" / "sample_efficiency")
+    roots = args.runs_root or [quick_root / "sample_efficiency" if args.quick
+                               else REPO / "runs" / "benchmarks" / "sample_efficiency"]
+    if len(roots) > 1 and not args.report_only:
+        ap.error("several --runs-root are for --report-only; training writes under one")
+    root = roots[0]
     out_csv = args.out or (quick_root / "sample_efficiency.csv" if args.quick
                            else REPO / "data" / "benchmarks" / "sample_efficiency.csv")
-    thresholds = parse_overrides(args.threshold, float, "threshold")
-    if thresholds:
-        for env, value in thresholds.items():
-            ENVS[env] = EnvSpec(value, ENVS[env].budget, ENVS[env].preset, ENVS[env].paper_domain, ENVS[env].default)
+    for env, value in parse_thresholds(args.threshold).items():
+        ENVS[env] = dataclasses.replace(ENVS[env], threshold=value)
+    check_threshold_algorithms()
     budgets = parse_overrides(args.budget, int, "budget")
     chosen_presets = parse_presets(args.preset)
     plan = parse_envs(args.envs, args.algorithms)
@@ -636,7 +714,7 @@ def main(argv=None) -> None:
 
     out(f"$ {command}")
     out(f"python {platform.python_version()}  torch {torch.__version__}  cpus {os.cpu_count()}  "
-        f"workers {args.workers} (1 torch thread each)  runs {os.path.relpath(root, REPO)}")
+        f"workers {args.workers} (1 torch thread each)  runs {', '.join(os.path.relpath(r, REPO) for r in roots)}")
     out("batch and networks per env (every algorithm uses the env's preset family):")
     for env, algos in plan:
         preset = ENVS[env].preset
@@ -664,7 +742,7 @@ def main(argv=None) -> None:
                         left_out.append(f"{algo} on {env} (the zoo has no entry)")
                         continue
                     budget, preset = peers.horizon(algo, env, budget), peers.PEERS[algo].preset(env)
-                jobs += [Job(env, algo, seed, ENVS[env].threshold, budget, preset,
+                jobs += [Job(env, algo, seed, training_threshold(ENVS[env]), budget, preset,
                              str(run_dir_of(root, env, algo, seed)), command) for seed in seeds]
         if left_out:
             out("left out: " + "; ".join(left_out))
@@ -711,7 +789,10 @@ def main(argv=None) -> None:
     algorithms = [a for a in ALGORITHMS]
     for _, algos in plan:
         algorithms += [a for a in algos if a not in algorithms]
-    rows = collect(root, algorithms, budgets)
+    notes: list[str] = []
+    rows = collect(roots, algorithms, budgets, notes)
+    for note in notes:
+        out(note)
     if not rows:
         out("no runs found")
         return

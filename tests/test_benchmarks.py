@@ -302,3 +302,51 @@ def test_later_seeds_run_apart_and_merge_with_the_first(tmp_path):
     bad = subprocess.run([sys.executable, str(BENCHMARKS / "sample_efficiency.py"), "--first-seed", "-1"],
                          cwd=REPO, capture_output=True, text=True, timeout=600)
     assert bad.returncode != 0 and "--first-seed" in bad.stderr
+
+
+def _first_crossing(episodes: list[dict], threshold: float, budget: int, window: int = 10):
+    """(env steps, episodes) where the mean of the last ``window`` returns first reaches ``threshold``."""
+    ends = [int(e["env_steps"]) for e in episodes if int(e["env_steps"]) <= budget]
+    returns = [float(e["episode_return"]) for e in episodes][:len(ends)]
+    for i in range(window - 1, len(ends)):
+        if np.mean(returns[i + 1 - window:i + 1]) >= threshold:
+            return ends[i], i + 1
+    return None
+
+
+def test_a_threshold_named_by_an_algorithm_is_the_median_return_its_runs_reach(tmp_path):
+    """--threshold ENV=ALGO: runs train to the budget; the report takes the median over ALGO's seeds of the mean
+    of its last 10 episodes there, from several --runs-root, and judges every run by that return."""
+    common = ("--quick", "--workers", "1", "--threshold", "CartPole-v1=a2c")
+    run_script("sample_efficiency.py", *common, "--algorithms", "acktr", "--runs-root", str(tmp_path / "kit"),
+               "--out", str(tmp_path / "kit.csv"))
+    for first in ("0", "1"):
+        run_script("sample_efficiency.py", *common, "--algorithms", "a2c", "--first-seed", first,
+                   "--runs-root", str(tmp_path / "ref"), "--out", str(tmp_path / "ref.csv"))
+    alone = run_script("sample_efficiency.py", *common, "--report-only", "--runs-root", str(tmp_path / "kit"),
+                       "--out", str(tmp_path / "alone.csv"))
+    assert "CartPole-v1 left out" in alone and "no finished a2c run" in alone
+
+    stdout = run_script("sample_efficiency.py", *common, "--report-only", "--runs-root", str(tmp_path / "kit"),
+                        str(tmp_path / "ref"), "--out", str(tmp_path / "both.csv"))
+    rows = read(tmp_path / "both.csv")[1]
+    episodes = {(r["algorithm"], r["seed"]): read(REPO / r["run_dir"] / "episodes.csv")[1] for r in rows}
+    finals = [np.mean([float(e["episode_return"]) for e in episodes["a2c", s] if int(e["env_steps"]) <= 2048][-10:])
+              for s in ("0", "1")]
+    assert min(int(r["env_steps_run"]) for r in rows) >= 2048  # nobody stopped early: no threshold while training
+    threshold = round(float(np.median(finals)), 2)
+    assert {float(r["threshold"]) for r in rows} == {threshold}
+    assert f"threshold {threshold:g} = median over seeds of a2c's" in stdout
+    for r in rows:
+        crossing = _first_crossing(episodes[r["algorithm"], r["seed"]], threshold, int(r["budget"]))
+        assert r["status"] == ("reached" if crossing else "censored")
+        assert (r["env_steps_to_threshold"], r["episodes_to_threshold"]) == (
+            tuple(map(str, crossing)) if crossing else ("", ""))
+
+    unknown = subprocess.run([sys.executable, str(BENCHMARKS / "sample_efficiency.py"), "--threshold",
+                              "CartPole-v1=ppo", "--report-only"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert unknown.returncode != 0 and "CartPole-v1=ppo" in unknown.stderr and "sb3-ppo" in unknown.stderr
+    several = subprocess.run([sys.executable, str(BENCHMARKS / "sample_efficiency.py"), "--quick", "--runs-root",
+                              str(tmp_path / "kit"), str(tmp_path / "ref")], cwd=REPO, capture_output=True, text=True,
+                             timeout=600)
+    assert several.returncode != 0 and "--report-only" in several.stderr
