@@ -49,19 +49,7 @@ def train_one(run_dir: Path, env: str, preset: str, threshold: float, budget: in
         except se._ThresholdReached:
             pass
     run = se.load_run(run_dir, threshold)
-    return {**run, "kl_over_delta": kl_over_delta(run_dir, run["config"])}
-
-
-def kl_over_delta(run_dir: Path, config: dict) -> float:
-    """The median over a run's updates of its measured KL per update over its δ (NaN if not measured)."""
-    import numpy as np
-
-    from rlkit.experiments.runs import read_updates
-
-    kl = read_updates(run_dir).get("measured_kl")
-    if kl is None or not np.isfinite(kl).any():
-        return math.nan
-    return float(np.nanmedian(kl)) / float(config["agent"]["delta"])
+    return {**run, "kl_over_delta": se.kl_over_delta(run_dir, run["config"])}
 
 
 def median_or_none(values: list) -> float | None:

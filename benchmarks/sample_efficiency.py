@@ -103,7 +103,7 @@ QUICK_BUDGET = 2048
 CSV_COLUMNS = (
     "env", "threshold", "algorithm", "seed", "preset", "num_envs", "num_steps", "budget", "status",
     "env_steps_to_threshold", "episodes_to_threshold", "env_steps_run", "episodes_run", "episodes_in_budget",
-    "best_mean10", "final_mean10", "wall_time_s", "run_dir",
+    "best_mean10", "final_mean10", "wall_time_s", "run_dir", "kl_over_delta",
 )
 
 
@@ -256,6 +256,22 @@ def load_run(run_dir: Path, threshold: float, cap: int | None = None) -> dict | 
     else:
         row.update(status="censored" if steps_run >= budget else "incomplete", steps=None, episodes=None)
     return row
+
+
+def kl_over_delta(run_dir: Path, config: dict) -> float:
+    """The median over a run's updates of its measured KL(π_old ‖ π_new) over its δ (NaN where the agent has
+    no δ or measured no KL: A2C, V-MPO, the peers)."""
+    import numpy as np
+
+    from rlkit.experiments.runs import read_updates
+
+    delta = (config.get("agent") or {}).get("delta")
+    if delta is None or not (run_dir / "updates.csv").exists():
+        return math.nan
+    kl = read_updates(run_dir).get("measured_kl")
+    if kl is None or not np.isfinite(kl).any():
+        return math.nan
+    return float(np.nanmedian(kl)) / float(delta)
 
 
 def check_run_matches(run: dict, job: Job) -> None:
@@ -437,6 +453,7 @@ def collect(roots: list[Path], algorithms_seen: list[str], caps: dict | None = N
                 "episodes_in_budget": run["episodes_within_budget"],
                 "best_mean10": round(run["best_mean10"], 2), "final_mean10": round(run["final_mean10"], 2),
                 "wall_time_s": round(run["wall_time_s"], 1), "run_dir": os.path.relpath(run_dir, REPO),
+                "kl_over_delta": round(kl_over_delta(run_dir, c), 3),
             })
     order = {a: i for i, a in enumerate(algorithms_seen)}
     rows.sort(key=lambda r: (list(ENVS).index(r["env"]), order[r["algorithm"]], r["seed"]))
@@ -520,6 +537,11 @@ def report(rows: list[dict], algorithms: list[str], out=print) -> None:
                     for r in env_rows if r["preset"] != first["preset"] or r["algorithm"] in peers.PEERS}
         if settings:
             out("settings: " + "; ".join(f"{a} {text}" for a, text in settings.items()))
+        kl = {a: [r["kl_over_delta"] for r in env_rows if r["algorithm"] == a] for a in algorithms}
+        kl = {a: v for a, v in kl.items() if v and all(not math.isnan(x) for x in v)}
+        if kl:
+            out("measured KL per update / delta (each run's median over its updates; median over seeds): " + "; ".join(
+                f"{a} {statistics.median(v):.2f} ({', '.join(f'{x:.2f}' for x in v)})" for a, v in kl.items()))
         if spec.paper_domain:
             p = find_row(table2, domain=spec.paper_domain)
             paper = {a: p.get(f"{a}_episodes_to_threshold") for a in [REFERENCE, *others]}
@@ -587,14 +609,14 @@ def read_rows(path: Path) -> list[dict]:
     """The rows of a CSV this script wrote, typed as :func:`collect` makes them."""
     integers = ("seed", "num_envs", "num_steps", "budget", "env_steps_run", "episodes_run", "episodes_in_budget",
                 "env_steps_to_threshold", "episodes_to_threshold")
-    floats = ("threshold", "best_mean10", "final_mean10", "wall_time_s")
+    floats = ("threshold", "best_mean10", "final_mean10", "wall_time_s", "kl_over_delta")  # the last: newer CSVs
     with open(path, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     for r in rows:
         for k in integers:
             r[k] = int(r[k]) if r[k] != "" else ""
         for k in floats:
-            r[k] = float(r[k]) if r[k] != "" else math.nan
+            r[k] = float(r[k]) if r.get(k, "") != "" else math.nan
     return rows
 
 

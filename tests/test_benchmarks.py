@@ -49,6 +49,14 @@ def test_sample_efficiency_quick_writes_its_csv(tmp_path):
     assert {r["status"] for r in rows} <= {"reached", "censored"}
     assert (tmp_path / "sample_efficiency.txt").read_text().startswith("$ python benchmarks/sample_efficiency.py")
     assert "A2C/ACKTR" in stdout and "targets" in stdout
+    for r in rows:  # KL/δ: the run's median measured KL over its δ, for the agents with a δ (not A2C)
+        config = json.loads((REPO / r["run_dir"] / "config.json").read_text())
+        if r["algorithm"] == "a2c":
+            assert r["kl_over_delta"] == "nan"
+            continue
+        kl = [float(u["measured_kl"]) for u in read(REPO / r["run_dir"] / "updates.csv")[1]]
+        assert float(r["kl_over_delta"]) == pytest.approx(np.median(kl) / config["agent"]["delta"], abs=1e-3)
+    assert "measured KL per update / delta" in stdout
 
     # run again: every run is found finished and skipped, the CSV is the same
     stdout = run_script("sample_efficiency.py", "--quick", "--workers", "1", "--runs-root", str(tmp_path / "runs"),
