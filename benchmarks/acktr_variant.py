@@ -39,15 +39,9 @@ DEFAULT_ENVS = ["CartPole-v1", "InvertedPendulum-v5", "Reacher-v5"]  # not IDP: 
 
 def train_one(run_dir: Path, env: str, preset: str, threshold: float, budget: int, seed: int,
               overrides: dict[str, str]) -> dict:
-    from rlkit.experiments.train import train
-
     if not run_dir.exists():
-        try:
-            train("acktr", env, steps=budget, seed=seed, preset=preset, run_dir=run_dir,
-                  overrides=overrides, checkpoint_every=1000, keep_checkpoints=1, progress=False,
-                  callback=se._Stopper(run_dir, threshold))
-        except se._ThresholdReached:
-            pass
+        se.train_to_threshold("acktr", env, run_dir, seed=seed, budget=budget, preset=preset, threshold=threshold,
+                              overrides=overrides)
     run = se.load_run(run_dir, threshold)
     return {**run, "kl_over_delta": se.kl_over_delta(run_dir, run["config"])}
 

@@ -62,8 +62,6 @@ def train_cell(job: tuple) -> dict:
     """Train (or skip, when finished) one seed of one cell; return its row."""
     import torch
 
-    from rlkit.experiments.train import train
-
     algorithm, env, preset, overrides, cell_label, seed, budget, run_dir = job
     torch.set_num_threads(1)
     run_dir = Path(run_dir)
@@ -74,12 +72,8 @@ def train_cell(job: tuple) -> dict:
             import shutil
 
             shutil.rmtree(run_dir)  # an unfinished run: trained again from the start
-        try:
-            train(algorithm, env, steps=budget, seed=seed, preset=preset, run_dir=run_dir, overrides=overrides,
-                  checkpoint_every=10**6, keep_checkpoints=1, progress=False,
-                  callback=se._Stopper(run_dir, threshold))
-        except se._ThresholdReached:
-            pass
+        se.train_to_threshold(algorithm, env, run_dir, seed=seed, budget=budget, preset=preset, threshold=threshold,
+                              overrides=overrides)
         run = se.load_run(run_dir, threshold)
     return {"algorithm": algorithm, "env": env, "preset": preset, "cell": cell_label, "seed": seed, "budget": budget,
             "status": run["status"], "env_steps_to_threshold": run["steps"] if run["status"] == "reached" else "",

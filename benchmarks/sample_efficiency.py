@@ -311,6 +311,21 @@ class _Stopper:
         self.recent = returns[-(WINDOW - 1):]
 
 
+def train_to_threshold(algorithm: str, env: str, run_dir: Path, *, seed: int, budget: int, preset: str,
+                       threshold: float, overrides: dict | None = None, checkpoint_every: int = 10**6,
+                       command: str | None = None) -> None:
+    """Train a new run of a kit agent into ``run_dir`` until the mean return of the last 10 episodes reaches
+    ``threshold`` (after the update in which it does) or ``budget`` env steps are spent."""
+    from rlkit.experiments.train import train
+
+    try:
+        train(algorithm, env, steps=budget, seed=seed, preset=preset, run_dir=run_dir, overrides=overrides,
+              checkpoint_every=checkpoint_every, keep_checkpoints=1, progress=False,
+              callback=_Stopper(run_dir, threshold), command=command)
+    except _ThresholdReached:
+        pass
+
+
 def _init_worker() -> None:
     import torch
 
@@ -319,7 +334,7 @@ def _init_worker() -> None:
 
 def run_job(job: Job) -> dict:
     """Train (or resume, or skip) one run; return what load_run says about it, plus the action taken."""
-    from rlkit.experiments.train import resume, train
+    from rlkit.experiments.train import resume
 
     start = time.perf_counter()
     run_dir = Path(job.run_dir)
@@ -332,23 +347,21 @@ def run_job(job: Job) -> dict:
         peers.train(job.algorithm, job.env, job.seed, job.budget, job.threshold, WINDOW, run_dir, job.command)
         return {"job": job, "action": "trained" if run is None else "trained again",
                 "seconds": time.perf_counter() - start, **load_run(run_dir, job.threshold)}
-    stopper = _Stopper(run_dir, job.threshold)
     batch = batch_and_networks(job.algorithm, job.preset)
     checkpoint_every = max(1, math.ceil(50_000 / (batch["num_envs"] * batch["num_steps"])))  # about every 50k steps
-    try:
-        if run is None:
-            action = "trained"
-            if run_dir.exists() and not any(run_dir.iterdir()):
-                run_dir.rmdir()
-            train(job.algorithm, job.env, steps=job.budget, seed=job.seed, preset=job.preset, run_dir=run_dir,
-                  checkpoint_every=checkpoint_every, keep_checkpoints=1, progress=False, callback=stopper,
-                  command=job.command)
-        else:
-            action = "resumed"
-            resume(run_dir, steps=job.budget, progress=False, callback=stopper,
+    if run is None:
+        action = "trained"
+        if run_dir.exists() and not any(run_dir.iterdir()):
+            run_dir.rmdir()
+        train_to_threshold(job.algorithm, job.env, run_dir, seed=job.seed, budget=job.budget, preset=job.preset,
+                           threshold=job.threshold, checkpoint_every=checkpoint_every, command=job.command)
+    else:
+        action = "resumed"
+        try:
+            resume(run_dir, steps=job.budget, progress=False, callback=_Stopper(run_dir, job.threshold),
                    expect={"algorithm": job.algorithm, "env": job.env, "seed": job.seed, "preset": job.preset})
-    except _ThresholdReached:
-        pass
+        except _ThresholdReached:
+            pass
     return {"job": job, "action": action, "seconds": time.perf_counter() - start, **load_run(run_dir, job.threshold)}
 
 
