@@ -4,8 +4,8 @@ Trains ACKTR with its presets plus ``--set KEY=VALUE`` overrides (any ``ACKTRCon
 ``rlkit train`` flags) on CartPole-v1, InvertedPendulum-v5 and Reacher-v5 (``--envs``; also
 InvertedDoublePendulum-v5, 1M-step budget), seeds 0..N−1, one torch thread, stopped at the
 threshold by ``sample_efficiency.py``'s stopper, and prints, seed by seed, its env steps and episodes
-to the threshold beside those of the preset's own ACKTR runs in ``data/benchmarks/sample_efficiency.csv``
-and ``sample_efficiency_seeds34.csv`` (same seeds, presets and thread count: a paired
+to the threshold beside those of the preset's own ACKTR runs in the benchmark's merged report
+``data/benchmarks/sample_efficiency_with_peers.csv`` (same seeds, presets and thread count: a paired
 comparison), with the ratio of the medians, and the variant's KL per update: the median over the
 run's updates of the measured KL(π_old ‖ π_new) over δ (``--set kl_tolerance=0`` re-runs the
 preset itself, for its KL).
@@ -95,7 +95,7 @@ def main(argv=None) -> None:
     preset_runs = committed_acktr_rows()
     cases = [c for c in CASES if c[0] in args.envs]
     cases, seeds = ([(CASES[0][0], CASES[0][1], CASES[0][2], 4_000)], 1) if args.quick else (cases, args.seeds)
-    print(f"ACKTR with {label} vs its presets (data/benchmarks/sample_efficiency*.csv); "
+    print(f"ACKTR with {label} vs its presets (data/benchmarks/sample_efficiency_with_peers.csv); "
           f"torch {torch.__version__}, 1 thread")
     print(f"{'env':22s} {'seed':>4s} {'steps variant':>14s} {'steps preset':>13s} {'episodes variant':>17s} "
           f"{'episodes preset':>16s} {'KL/delta variant':>16s}  wall s (variant)")
@@ -134,13 +134,13 @@ def main(argv=None) -> None:
 
 
 def committed_acktr_rows() -> dict:
-    """The committed ACKTR runs at the presets (seeds 0-2 in data/benchmarks/sample_efficiency.csv, 3-4 on
-    InvertedPendulum and Reacher in sample_efficiency_seeds34.csv): {(env, seed): {"steps": int | None,
-    "episodes": int | None}}."""
-    from rlkit.experiments.results import benchmark_rows
+    """The committed ACKTR runs at the env family's preset (``data/benchmarks/sample_efficiency_with_peers.csv``,
+    the benchmark's merged report; runs at another preset are labelled apart there): {(env, seed): {"steps":
+    int | None, "episodes": int | None}}."""
+    from rlkit.experiments.results import benchmark_rows, labelled_by_preset
 
     value = lambda x: None if math.isnan(x) else int(x)  # noqa: E731  (NaN: censored)
-    rows = benchmark_rows("sample_efficiency") + benchmark_rows("sample_efficiency_seeds34")
+    rows = labelled_by_preset(benchmark_rows("sample_efficiency_with_peers"))
     return {(r["env"], int(r["seed"])): {"steps": value(r["env_steps_to_threshold"]),
                                          "episodes": value(r["episodes_to_threshold"])}
             for r in rows if r["algorithm"] == "acktr"}
