@@ -446,7 +446,7 @@ def collect(roots: list[Path], algorithms_seen: list[str], caps: dict | None = N
                 notes.append(f"{env} left out: its threshold is the return {threshold} reaches at the budget, "
                              f"and no finished {threshold} run is under {', '.join(map(str, roots))}")
                 continue
-            threshold = round(derived["threshold"], 2)
+            threshold = derived["threshold"]  # not rounded: the median seed reaches its own return
             notes.append(f"{env}: threshold {threshold:g} = median over seeds of {threshold_source(derived)}")
         for run_dir in run_dirs:
             run = load_run(run_dir, threshold, cap)
