@@ -86,6 +86,9 @@ class A2C(Agent):
         # (data/benchmarks/preset_search/a2c-CartPole-v1.txt): many small updates, as Stable-Baselines3's A2C
         "classic-tuned": dict(num_envs=1, num_steps=5, lr=2e-3, entropy_coef=0.0),
     }
+    # and on MuJoCo: the cell it chose on Reacher (data/benchmarks/preset_search/a2c-Reacher-v5.txt), 16 envs
+    # x 5 steps per update instead of ACKTR's 1 x 2500, the mujoco preset otherwise
+    presets["mujoco-tuned"] = dict(presets["mujoco"], num_envs=16, num_steps=5)
 
     def __init__(self, env_summary, config: A2CConfig, *, seed: int, device="cpu"):
         super().__init__(env_summary, config, seed=seed, device=device)
