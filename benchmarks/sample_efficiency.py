@@ -92,7 +92,7 @@ ENVS = {
     "InvertedPendulum-v5": EnvSpec(950, 300_000, "mujoco", "IP"),
     "InvertedDoublePendulum-v5": EnvSpec(9100, 1_000_000, "mujoco", "IDP"),
     "Reacher-v5": EnvSpec(-7, 500_000, "mujoco", "Reacher"),
-    # the paper's 4,700 is beyond what its peers reach in 1M steps: the threshold is PPO's return there
+    # against PPO, the threshold is the return PPO reaches in 1M steps, not the paper's 4,700
     "HalfCheetah-v5": EnvSpec("sb3-ppo", 1_000_000, "mujoco", default=False),
 }
 
@@ -412,8 +412,8 @@ def run_dirs_of(roots: list[Path], env: str) -> list[Path]:
     return [d for root in roots if (root / sanitize(env)).is_dir() for d in sorted((root / sanitize(env)).iterdir())]
 
 
-def derived_threshold(env: str, algorithm: str, run_dirs: list[Path], cap: int | None) -> dict | None:
-    """The threshold ``algorithm`` defines on ``env``: the median over its finished runs of the mean return
+def derived_threshold(algorithm: str, run_dirs: list[Path], cap: int | None) -> dict | None:
+    """The threshold ``algorithm`` defines on an env: the median over its finished runs (of ``run_dirs``) of the mean return
     of the last 10 episodes at the budget (None: no finished run of it)."""
     finals = {}
     for run_dir in run_dirs:
@@ -441,7 +441,7 @@ def collect(roots: list[Path], algorithms_seen: list[str], caps: dict | None = N
         cap = (caps or {}).get(env)
         threshold = spec.threshold
         if isinstance(threshold, str):
-            derived = derived_threshold(env, threshold, run_dirs, cap)
+            derived = derived_threshold(threshold, run_dirs, cap)
             if derived is None:
                 notes.append(f"{env} left out: its threshold is the return {threshold} reaches at the budget, "
                              f"and no finished {threshold} run is under {', '.join(map(str, roots))}")
