@@ -146,6 +146,9 @@ class ACKTR(Agent):
     # paper's step really takes there (benchmarks/acktr_variant.py compared δ = 0.005, 0.05 and 0.1:
     # data/benchmarks/acktr_checked.txt). Not the default: the notebooks teach the paper's step.
     presets["mujoco-checked"] = dict(presets["mujoco"], delta=0.1, kl_tolerance=1.5)
+    # The checked step at its own best batch: the cell benchmarks/preset_search.py chose on InvertedPendulum
+    # (data/benchmarks/preset_search/acktr-InvertedPendulum-v5-small-batch.txt), 1 x 250 steps per update
+    presets["mujoco-tuned"] = dict(presets["mujoco-checked"], num_steps=250)
 
     def __init__(self, env_summary, config: ACKTRConfig, *, seed: int, device="cpu"):
         super().__init__(env_summary, config, seed=seed, device=device)

@@ -108,3 +108,6 @@ def test_the_checked_mujoco_preset_is_the_mujoco_preset_with_its_check():
     differ = {k for k in vars(paper) if getattr(paper, k) != getattr(checked, k)}
     assert differ == {"delta", "kl_tolerance"}
     assert (paper.kl_tolerance, checked.kl_tolerance, checked.delta) == (0.0, 1.5, 0.1)
+    tuned = resolve_config("acktr", preset="mujoco-tuned")  # the checked step at the batch a search chose
+    assert {k for k in vars(checked) if getattr(checked, k) != getattr(tuned, k)} == {"num_steps"}
+    assert (checked.num_steps, tuned.num_steps) == (2500, 250)
