@@ -149,6 +149,9 @@ class ACKTR(Agent):
     # The checked step at its own best batch: the cell benchmarks/preset_search.py chose on InvertedPendulum
     # (data/benchmarks/preset_search/acktr-InvertedPendulum-v5-small-batch.txt), 1 x 250 steps per update
     presets["mujoco-tuned"] = dict(presets["mujoco-checked"], num_steps=250)
+    # The checked step on CartPole: a search over batch, δ and η_max with the check on
+    # (data/benchmarks/preset_search/acktr-CartPole-v1.txt) kept the classic preset's values
+    presets["classic-checked"] = dict(presets["classic"], kl_tolerance=1.5)
 
     def __init__(self, env_summary, config: ACKTRConfig, *, seed: int, device="cpu"):
         super().__init__(env_summary, config, seed=seed, device=device)

@@ -111,3 +111,12 @@ def test_the_checked_mujoco_preset_is_the_mujoco_preset_with_its_check():
     tuned = resolve_config("acktr", preset="mujoco-tuned")  # the checked step at the batch a search chose
     assert {k for k in vars(checked) if getattr(checked, k) != getattr(tuned, k)} == {"num_steps"}
     assert (checked.num_steps, tuned.num_steps) == (2500, 250)
+
+
+def test_the_checked_classic_preset_is_the_classic_preset_with_its_check():
+    """classic-checked differs from classic in kl_tolerance only: the search around it kept batch, δ and η_max."""
+    from rlkit.agents import resolve_config
+
+    paper, checked = resolve_config("acktr", preset="classic"), resolve_config("acktr", preset="classic-checked")
+    assert {k for k in vars(paper) if getattr(paper, k) != getattr(checked, k)} == {"kl_tolerance"}
+    assert (paper.kl_tolerance, checked.kl_tolerance, checked.delta, checked.eta_max) == (0.0, 1.5, 0.002, 0.25)
