@@ -73,7 +73,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/peers.py,
 import peers  # noqa: E402
 WINDOW = 10  # the threshold is on the mean return of the last WINDOW episodes
 
-ALGORITHMS = ("acktr", "a2c", "trpo")  # add "vmpo" here once rlkit.agents has it
+ALGORITHMS = ("acktr", "a2c", "trpo")  # the default plan; V-MPO runs when named (--envs ENV:vmpo; sample_efficiency_vmpo.txt)
 REFERENCE = "acktr"  # every ratio is X / REFERENCE
 
 
