@@ -51,10 +51,17 @@ ZOO = {
             max_grad_norm=0.8, vf_coef=0.58096,
             policy_kwargs="dict(log_std_init=-2, ortho_init=False, activation_fn=nn.ReLU, "
                           "net_arch=dict(pi=[256, 256], vf=[256, 256]))")),
+        "Pendulum-v1": ("Pendulum-v1", dict(
+            n_envs=4, n_timesteps=1e5, n_steps=1024, gae_lambda=0.95, gamma=0.9, n_epochs=10, ent_coef=0.0,
+            learning_rate=1e-3, clip_range=0.2, use_sde=True, sde_sample_freq=4)),
     },
     "a2c": {
         "CartPole-v1": ("CartPole-v1", dict(n_envs=8, n_timesteps=5e5, ent_coef=0.0)),
         "HalfCheetah-v5": ("HalfCheetah-v4", dict(normalize=True, n_timesteps=1e6)),
+        "Pendulum-v1": ("Pendulum-v1", dict(
+            normalize=True, n_envs=8, n_timesteps=1e6, ent_coef=0.0, max_grad_norm=0.5, n_steps=8, gae_lambda=0.9,
+            vf_coef=0.4, gamma=0.9, use_rms_prop=True, normalize_advantage=False, learning_rate="lin_7e-4",
+            use_sde=True, policy_kwargs="dict(log_std_init=-2, ortho_init=False)")),
     },
     "trpo": {
         "CartPole-v1": ("CartPole-v1", dict(
@@ -64,6 +71,8 @@ ZOO = {
             normalize=True, n_envs=2, n_timesteps=1e6, batch_size=128, n_steps=1024, gamma=0.99,
             gae_lambda=0.95, sub_sampling_factor=1, cg_max_steps=25, cg_damping=0.1, n_critic_updates=20,
             learning_rate=1e-3, target_kl=0.04)),
+        "Pendulum-v1": ("Pendulum-v1", dict(
+            n_envs=2, n_timesteps=1e5, n_steps=1024, gamma=0.9, n_critic_updates=15, use_sde=True, sde_sample_freq=4)),
     },
 }
 

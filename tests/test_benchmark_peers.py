@@ -41,6 +41,9 @@ def test_zoo_settings_become_the_libraries_arguments():
     cheetah = peers.model_kwargs(peers.PEERS["sb3-ppo-zoo"].settings("HalfCheetah-v5"))["policy_kwargs"]
     assert cheetah == dict(log_std_init=-2, ortho_init=False, activation_fn=nn.ReLU,
                            net_arch=dict(pi=[256, 256], vf=[256, 256]))
+    pendulum = peers.model_kwargs(peers.PEERS["sb3-a2c-zoo"].settings("Pendulum-v1"))  # the V-MPO benchmark's env
+    assert pendulum["policy_kwargs"] == dict(log_std_init=-2, ortho_init=False)
+    assert pendulum["learning_rate"](0.5) == pytest.approx(3.5e-4) and pendulum["use_sde"] and pendulum["use_rms_prop"]
     assert peers.PEERS["sb3-ppo"].settings("CartPole-v1") == {}  # defaults: nothing passed
 
 
@@ -48,6 +51,8 @@ def test_budgets_shapes_and_presets_say_which_settings_ran():
     assert peers.horizon("sb3-ppo-zoo", "CartPole-v1", 500_000) == 100_000  # the zoo's schedules end at 1e5
     assert peers.horizon("sb3-ppo", "CartPole-v1", 500_000) == 500_000
     assert peers.horizon("sb3-ppo-zoo", "InvertedPendulum-v5", 300_000) == 300_000
+    assert peers.horizon("sb3-ppo-zoo", "Pendulum-v1", 400_000) == 100_000
+    assert peers.horizon("sb3-a2c-zoo", "Pendulum-v1", 400_000) == 400_000  # its schedule runs on to 1e6
     assert peers.batch_shape("sb3-ppo-zoo", "CartPole-v1") == {"num_envs": 8, "num_steps": 32}
     assert peers.batch_shape("sb3-a2c", "CartPole-v1") == {"num_envs": 1, "num_steps": 5}
     assert peers.PEERS["sb3-trpo-zoo"].preset("CartPole-v1") == f"zoo:CartPole-v1@{peers.ZOO_COMMIT[:7]}"
