@@ -163,6 +163,21 @@ def test_benchmark_numbers_from_the_committed_csv():
     assert b[("Pendulum-v1", "a2c")]["reached"] == 0 and math.isinf(b[("Pendulum-v1", "a2c")]["median"])
 
 
+def test_benchmark_numbers_keep_an_agent_at_another_preset_apart():
+    """In the merged report with the peers, ACKTR at classic-checked is its own entry, not more seeds of ACKTR."""
+    import csv
+
+    from rlkit.experiments.data import data_dir
+
+    with open(data_dir() / "benchmarks" / "sample_efficiency_with_peers.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["env"] == "CartPole-v1" and r["algorithm"] == "acktr"]
+    b = vr.benchmark_steps(name="sample_efficiency_with_peers")
+    for key, preset in (("acktr", "classic"), ("acktr@classic-checked", "classic-checked")):
+        mine = sorted((r for r in rows if r["preset"] == preset), key=lambda r: int(r["seed"]))
+        assert b[("CartPole-v1", key)]["steps"] == [float(r["env_steps_to_threshold"]) for r in mine]
+    assert b[("CartPole-v1", "sb3-ppo")]["reached"] == 5
+
+
 def test_reproduction_reads_the_four_files(tmp_path):
     folder = tmp_path / "reproductions" / "x-laptop"
     folder.mkdir(parents=True)

@@ -29,7 +29,7 @@ import numpy as np
 from rlkit.experiments.plots import smoothed_returns
 from rlkit.experiments.report import run_final_return as final_return  # noqa: F401 - the notebook reads them from here
 from rlkit.experiments.report import run_steps_to_threshold as steps_to_threshold  # noqa: F401
-from rlkit.experiments.results import benchmark_rows, median_to_threshold
+from rlkit.experiments.results import benchmark_rows, labelled_by_preset, median_to_threshold
 from rlkit.experiments.runs import (
     UPDATES_FILE,
     read_config,
@@ -377,12 +377,14 @@ def draw_popart(history, threshold: float = 475.0, fig=None):
 # ----------------------------------------------------------------------------- committed data
 
 
-def benchmark_steps(data_dir: str | os.PathLike | None = None) -> dict[tuple[str, str], dict]:
-    """``data/benchmarks/sample_efficiency_vmpo.csv`` per (env, algorithm): ``seeds``, ``steps`` (env steps
+def benchmark_steps(data_dir: str | os.PathLike | None = None,
+                    name: str = "sample_efficiency_vmpo") -> dict[tuple[str, str], dict]:
+    """``data/benchmarks/NAME.csv`` per (env, algorithm): ``seeds``, ``steps`` (env steps
     to threshold per seed, ``inf`` where the budget ran out first), ``median`` (the rule of
     :func:`rlkit.experiments.results.median_to_threshold`), ``reached`` (seeds that did), ``threshold``,
-    ``budget``."""
-    rows = benchmark_rows("sample_efficiency_vmpo", data_dir)
+    ``budget``. A kit agent at a preset other than its env family's is keyed ``ALGO@PRESET``
+    (:func:`rlkit.experiments.results.labelled_by_preset`)."""
+    rows = labelled_by_preset(benchmark_rows(name, data_dir))
     out: dict[tuple[str, str], dict] = {}
     for r in rows:
         entry = out.setdefault((r["env"], r["algorithm"]), {"seeds": [], "steps": [], "threshold": r["threshold"],
