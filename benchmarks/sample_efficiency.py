@@ -73,7 +73,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/peers.py,
 import peers  # noqa: E402
 WINDOW = 10  # the threshold is on the mean return of the last WINDOW episodes
 
-ALGORITHMS = ("acktr", "a2c", "trpo")  # the default plan; V-MPO runs when named (--envs ENV:vmpo; sample_efficiency_vmpo.txt)
+ALGORITHMS = ("acktr", "a2c", "trpo")  # the default plan; V-MPO runs when named (--envs ENV:vmpo)
 REFERENCE = "acktr"  # every ratio is X / REFERENCE
 
 
@@ -413,8 +413,8 @@ def run_dirs_of(roots: list[Path], env: str) -> list[Path]:
 
 
 def derived_threshold(algorithm: str, run_dirs: list[Path], cap: int | None) -> dict | None:
-    """The threshold ``algorithm`` defines on an env: the median over its finished runs (of ``run_dirs``) of the mean return
-    of the last 10 episodes at the budget (None: no finished run of it)."""
+    """The threshold ``algorithm`` defines on an env: the median over its finished runs (of ``run_dirs``) of the mean
+    return of the last 10 episodes at the budget (None: no finished run of it)."""
     finals = {}
     for run_dir in run_dirs:
         run = load_run(run_dir, math.inf, cap)

@@ -5,7 +5,7 @@ import torch
 
 from rlkit.agents import resolve_config
 from rlkit.trust_region import measured_kl
-from tests.support.agents import run, setup
+from tests.support.agents import fields_that_differ, run, setup
 
 
 def parameters(agent):
@@ -105,11 +105,10 @@ def test_the_checked_mujoco_preset_is_the_mujoco_preset_with_its_check():
     from rlkit.agents import resolve_config
 
     paper, checked = resolve_config("acktr", preset="mujoco"), resolve_config("acktr", preset="mujoco-checked")
-    differ = {k for k in vars(paper) if getattr(paper, k) != getattr(checked, k)}
-    assert differ == {"delta", "kl_tolerance"}
+    assert fields_that_differ(paper, checked) == {"delta", "kl_tolerance"}
     assert (paper.kl_tolerance, checked.kl_tolerance, checked.delta) == (0.0, 1.5, 0.1)
     tuned = resolve_config("acktr", preset="mujoco-tuned")  # the checked step at the batch a search chose
-    assert {k for k in vars(checked) if getattr(checked, k) != getattr(tuned, k)} == {"num_steps"}
+    assert fields_that_differ(checked, tuned) == {"num_steps"}
     assert (checked.num_steps, tuned.num_steps) == (2500, 250)
 
 
@@ -118,5 +117,5 @@ def test_the_checked_classic_preset_is_the_classic_preset_with_its_check():
     from rlkit.agents import resolve_config
 
     paper, checked = resolve_config("acktr", preset="classic"), resolve_config("acktr", preset="classic-checked")
-    assert {k for k in vars(paper) if getattr(paper, k) != getattr(checked, k)} == {"kl_tolerance"}
+    assert fields_that_differ(paper, checked) == {"kl_tolerance"}
     assert (paper.kl_tolerance, checked.kl_tolerance, checked.delta, checked.eta_max) == (0.0, 1.5, 0.002, 0.25)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from support.agents import assert_same_tensors, run, setup, without_times
+from support.agents import assert_same_tensors, fields_that_differ, run, setup, without_times
 from rlkit.agents import AGENTS, ACKTR, make_agent, resolve_config
 from rlkit.envs import EnvSummary, make_vec_env
 from rlkit.rollout import RolloutCollector
@@ -165,14 +165,13 @@ def test_mujoco_presets_share_batch_networks_and_initial_policy():
         assert {k: getattr(other, k) for k in keys} == {k: getattr(acktr, k) for k in keys}, name
 
 
-
 def test_tuned_presets_change_only_the_searched_fields():
     """A2C's tuned presets are the cells benchmarks/preset_search.py chose: their family's preset with the batch
     (and on CartPole the learning rate and entropy bonus) changed, networks and initial policy kept."""
     for family, changed in (("classic", {"num_envs", "num_steps", "lr", "entropy_coef"}),
                             ("mujoco", {"num_envs", "num_steps"})):
         base, tuned = resolve_config("a2c", preset=family), resolve_config("a2c", preset=f"{family}-tuned")
-        assert {k for k in vars(base) if getattr(base, k) != getattr(tuned, k)} <= changed, family
+        assert fields_that_differ(base, tuned) <= changed, family
     tuned = resolve_config("a2c", preset="mujoco-tuned")
     assert (tuned.num_envs, tuned.num_steps, tuned.lr, tuned.log_std_init) == (16, 5, 3e-3, -1.5)
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the agent tests (tests/agents/test_agents.py, tests/agents/test_vmpo_agent.py)."""
+"""Helpers shared by the agent tests (tests/agents/test_agents.py, test_vmpo_agent.py, test_acktr_checked_step.py)."""
 import torch
 
 from rlkit.agents import make_agent
@@ -14,6 +14,11 @@ def setup(name, env_id, seed=0, preset="classic", **overrides):
     envs = make_vec_env(env_id, overrides["num_envs"])
     agent = make_agent(name, EnvSummary.of(envs), overrides, seed=seed, preset=preset)
     return agent, RolloutCollector(envs, agent.config.num_steps, seed=seed)
+
+
+def fields_that_differ(a, b) -> set[str]:
+    """The names of the config fields whose values differ between configs a and b (of one agent)."""
+    return {k for k in vars(a) if getattr(a, k) != getattr(b, k)}
 
 
 def run(agent, collector, updates):
